@@ -1,0 +1,64 @@
+"""mindvec: signed steering vectors and cross-model maps.
+
+The public API is small and fixed; everything else is reached through submodules.
+Names are imported lazily so that ``import mindvec`` never imports torch: reading
+and verifying a package needs only numpy and the core dependencies.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from mindvec.errors import (
+    InvalidError,
+    MalformedError,
+    MindvecError,
+    UnverifiedError,
+    UsageError,
+)
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_LAZY: dict[str, str] = {
+    "open": "mindvec.package",
+    "write": "mindvec.package",
+    "Package": "mindvec.package",
+    "PackageBuilder": "mindvec.builder",
+    "verify": "mindvec.verify",
+    "VerifyReport": "mindvec.verify",
+    "steer": "mindvec.loader.steer",
+    "SteeringHandle": "mindvec.loader.steer",
+    "translate": "mindvec.translate",
+}
+
+__all__ = [
+    "InvalidError",
+    "MalformedError",
+    "MindvecError",
+    "UnverifiedError",
+    "UsageError",
+    "__version__",
+    *_LAZY,
+]
+
+if TYPE_CHECKING:
+    from mindvec.builder import PackageBuilder as PackageBuilder
+    from mindvec.loader.steer import SteeringHandle as SteeringHandle
+    from mindvec.loader.steer import steer as steer
+    from mindvec.package import Package as Package
+    from mindvec.package import open as open
+    from mindvec.package import write as write
+    from mindvec.translate import translate as translate
+    from mindvec.verify import VerifyReport as VerifyReport
+    from mindvec.verify import verify as verify
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mindvec' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,5 @@
+import sys
+
+from mindvec.cli import main
+
+sys.exit(main())

