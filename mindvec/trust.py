@@ -1,0 +1,562 @@
+"""The trust store: which keys may sign which packages, and which keys are revoked.
+
+A text file in the spirit of OpenSSH ``allowed_signers`` (grammar in the spec,
+section "Trust store"). One entry per line::
+
+    principal [options] ed25519 <base64 key> [comment]
+    @revoked ed25519 <base64 key> [comment]
+    # comment
+
+``options`` is one token of comma-separated ``name=value`` pairs; a value holding a
+comma is double-quoted. Known options:
+
+* ``packages="glob,glob"`` -- package ids the key may sign (``fnmatch``; ``*`` also
+  matches ``/``). Absent: any package.
+* ``repos="org/*"`` -- Hub repos the key may publish from. Checked only when the
+  package comes from a repo (``repo=`` of :func:`mindvec.policy.enforce`).
+* ``valid-after=YYYYMMDD[HHMMSS]Z`` (inclusive), ``valid-before=...`` (exclusive):
+  the key's validity window, in UTC (the ``Z`` is optional, times are always UTC).
+
+A key may appear on several lines (several principals or scopes); a signature is
+trusted when any line for its key is inside its window and scope. ``@revoked`` always
+wins. The default path is ``$XDG_CONFIG_HOME/mindvec/allowed_signers``
+(``~/.config/mindvec/allowed_signers``). Writers take ``<path>.lock`` and rewrite the
+file atomically; comments and order are kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import filelock
+
+from mindvec.errors import UnverifiedError, UsageError
+from mindvec.signing import ALG, PublicKey, RotationRecord, atomic_write
+
+__all__ = [
+    "Revocation",
+    "Seen",
+    "State",
+    "TrustEntry",
+    "TrustStore",
+    "default_state_path",
+    "default_trust_path",
+    "format_time",
+    "parse_time",
+]
+
+REVOKED_MARKER = "@revoked"
+OPTION_NAMES = ("packages", "repos", "valid-after", "valid-before")
+LOCK_TIMEOUT_S = 60.0
+MAX_STORE_BYTES = 16 * 2**20
+_PRINCIPAL = re.compile(r"^[^\s\"#@][^\s\"]{0,255}$")
+_COMPACT_TIME = re.compile(r"^(\d{4})(\d{2})(\d{2})(?:(\d{2})(\d{2})(\d{2}))?Z?$")
+
+
+def default_trust_path() -> Path:
+    """``$XDG_CONFIG_HOME/mindvec/allowed_signers``, or ``~/.config/...`` when unset."""
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "mindvec" / "allowed_signers"
+
+
+def parse_time(text: str) -> datetime:
+    """``YYYYMMDD[HHMMSS][Z]`` or ISO 8601, as an aware UTC datetime (naive means UTC)."""
+    match = _COMPACT_TIME.match(text)
+    try:
+        if match:
+            y, mo, d, h, mi, s = (int(p) for p in match.groups(default="0"))
+            return datetime(y, mo, d, h, mi, s, tzinfo=timezone.utc)
+        value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError as exc:
+        raise UsageError("argument", f"{text!r} is not a time; write YYYYMMDD[HHMMSS]Z or ISO 8601") from exc
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def format_time(value: datetime) -> str:
+    """The trust store form ``YYYYMMDDHHMMSSZ`` (UTC)."""
+    return value.astimezone(timezone.utc).strftime("%Y%m%d%H%M%SZ")
+
+
+def _split_tokens(line: str) -> list[str]:
+    """Split on whitespace outside double quotes (quotes are kept in the token)."""
+    tokens: list[str] = []
+    current: list[str] = []
+    quoted = False
+    for char in line:
+        if char == '"':
+            quoted = not quoted
+        if char.isspace() and not quoted:
+            if current:
+                tokens.append("".join(current))
+                current = []
+            continue
+        current.append(char)
+    if quoted:
+        raise ValueError("a double quote is not closed")
+    if current:
+        tokens.append("".join(current))
+    return tokens
+
+
+def _split_options(text: str) -> list[tuple[str, str]]:
+    """``a=1,b="x,y"`` -> [("a", "1"), ("b", "x,y")]."""
+    result: list[tuple[str, str]] = []
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = False
+    for char in text:
+        if char == '"':
+            quoted = not quoted
+        elif char == "," and not quoted:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    parts.append("".join(current))
+    for part in parts:
+        name, sep, value = part.partition("=")
+        if not sep or not name:
+            raise ValueError(f"option {part!r} must read name=value")
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        if '"' in value:
+            raise ValueError(f"option {name!r} has a stray double quote")
+        result.append((name, value))
+    return result
+
+
+def _globs(value: str, name: str) -> tuple[str, ...]:
+    globs = tuple(g.strip() for g in value.split(","))
+    if not globs or any(not g or any(c.isspace() for c in g) for g in globs):
+        raise ValueError(f"{name} must be a comma-separated list of non-empty globs")
+    return globs
+
+
+@dataclass(frozen=True)
+class TrustEntry:
+    """One trusted key for one principal, with its scope and validity window."""
+
+    principal: str
+    key: PublicKey
+    packages: tuple[str, ...] = ()
+    repos: tuple[str, ...] = ()
+    valid_after: datetime | None = None
+    valid_before: datetime | None = None
+    comment: str = ""
+
+    def __post_init__(self) -> None:
+        if not _PRINCIPAL.match(self.principal):
+            raise UsageError(
+                "argument", f"principal {self.principal!r} must be one word without quotes, '#' or '@' first"
+            )
+
+    def in_window(self, now: datetime) -> bool:
+        if self.valid_after is not None and now < self.valid_after:
+            return False
+        return not (self.valid_before is not None and now >= self.valid_before)
+
+    def in_scope(self, package_id: str | None, repo: str | None) -> bool:
+        if self.packages and (
+            package_id is None or not any(fnmatch.fnmatchcase(package_id, g) for g in self.packages)
+        ):
+            return False
+        return not (
+            self.repos and repo is not None and not any(fnmatch.fnmatchcase(repo, g) for g in self.repos)
+        )
+
+    def options_text(self) -> str:
+        options: list[str] = []
+        if self.packages:
+            options.append(f'packages="{",".join(self.packages)}"')
+        if self.repos:
+            options.append(f'repos="{",".join(self.repos)}"')
+        if self.valid_after is not None:
+            options.append(f"valid-after={format_time(self.valid_after)}")
+        if self.valid_before is not None:
+            options.append(f"valid-before={format_time(self.valid_before)}")
+        return ",".join(options)
+
+    def to_line(self) -> str:
+        parts = [self.principal, self.options_text(), self.key.to_line(self.comment)]
+        return " ".join(p for p in parts if p)
+
+    @classmethod
+    def parse(cls, line: str) -> TrustEntry:
+        """Parse one entry line; raises ``ValueError`` with a short reason."""
+        tokens = _split_tokens(line)
+        if len(tokens) < 3:
+            raise ValueError("an entry reads 'principal [options] ed25519 <base64 key> [comment]'")
+        principal, rest = tokens[0], tokens[1:]
+        options: list[tuple[str, str]] = []
+        if rest[0] != ALG and "=" in rest[0]:
+            options = _split_options(rest[0])
+            rest = rest[1:]
+        if len(rest) < 2 or rest[0] != ALG:
+            raise ValueError("expected 'ed25519 <base64 key>' after the principal and options")
+        try:
+            key = PublicKey.from_text(rest[1])
+        except UsageError as exc:
+            raise ValueError(exc.message) from None
+        values: dict[str, str] = {}
+        for name, value in options:
+            if name not in OPTION_NAMES:
+                raise ValueError(f"unknown option {name!r}; known: {', '.join(OPTION_NAMES)}")
+            if name in values:
+                raise ValueError(f"option {name!r} given twice")
+            values[name] = value
+        try:
+            after = parse_time(values["valid-after"]) if "valid-after" in values else None
+            before = parse_time(values["valid-before"]) if "valid-before" in values else None
+        except UsageError as exc:
+            raise ValueError(exc.message) from None
+        try:
+            return cls(
+                principal=principal,
+                key=key,
+                packages=_globs(values["packages"], "packages") if "packages" in values else (),
+                repos=_globs(values["repos"], "repos") if "repos" in values else (),
+                valid_after=after,
+                valid_before=before,
+                comment=" ".join(rest[2:]),
+            )
+        except UsageError as exc:
+            raise ValueError(exc.message) from None
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """A revoked key: no signature by it is ever accepted."""
+
+    key: PublicKey
+    comment: str = ""
+
+    def to_line(self) -> str:
+        return f"{REVOKED_MARKER} {self.key.to_line(self.comment)}"
+
+    @classmethod
+    def parse(cls, line: str) -> Revocation:
+        rest = line.strip()[len(REVOKED_MARKER) :].strip()
+        try:
+            key, comment = PublicKey.from_line(rest)
+        except UsageError:
+            raise ValueError("a revocation reads '@revoked ed25519 <base64 key> [comment]'") from None
+        return cls(key, comment)
+
+
+Line = str | TrustEntry | Revocation
+
+
+@dataclass
+class TrustStore:
+    """The parsed trust store. ``lines`` keeps comments and order for rewriting."""
+
+    lines: list[Line] = field(default_factory=list)
+    path: Path | None = None
+
+    # -- reading ------------------------------------------------------------------------
+
+    @property
+    def entries(self) -> list[TrustEntry]:
+        return [ln for ln in self.lines if isinstance(ln, TrustEntry)]
+
+    @property
+    def revocations(self) -> list[Revocation]:
+        return [ln for ln in self.lines if isinstance(ln, Revocation)]
+
+    def entries_for(self, keyid: bytes) -> list[TrustEntry]:
+        return [e for e in self.entries if e.key.keyid == keyid]
+
+    def is_revoked(self, keyid: bytes) -> bool:
+        return any(r.key.keyid == keyid for r in self.revocations)
+
+    def key_for(self, keyid: bytes) -> PublicKey | None:
+        """The key with this id among trusted and revoked keys, or None when unknown."""
+        for item in self.lines:
+            if isinstance(item, (TrustEntry, Revocation)) and item.key.keyid == keyid:
+                return item.key
+        return None
+
+    @classmethod
+    def parse(cls, text: str, source: str = "trust store", path: Path | None = None) -> TrustStore:
+        lines: list[Line] = []
+        for number, raw in enumerate(text.splitlines(), start=1):
+            stripped = raw.strip()
+            try:
+                if not stripped or stripped.startswith("#"):
+                    lines.append(raw)
+                elif stripped.split(None, 1)[0] == REVOKED_MARKER:
+                    lines.append(Revocation.parse(stripped))
+                elif stripped.startswith("@"):
+                    raise ValueError(f"unknown marker {stripped.split(None, 1)[0]!r}; only @revoked exists")
+                else:
+                    lines.append(TrustEntry.parse(stripped))
+            except ValueError as exc:
+                raise UsageError(
+                    "trust-store", f"{source}: line {number}: {exc}; fix or delete that line"
+                ) from None
+        return cls(lines, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None) -> TrustStore:
+        """Read the store; a missing file (default or given) is an empty store."""
+        target = Path(path) if path is not None else default_trust_path()
+        try:
+            data = target.read_bytes()
+        except FileNotFoundError:
+            return cls([], target)
+        except OSError as exc:
+            raise UsageError("trust-store", f"cannot read trust store {target}: {exc.strerror}") from exc
+        if len(data) > MAX_STORE_BYTES:
+            raise UsageError("trust-store", f"{target} is larger than {MAX_STORE_BYTES} bytes")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise UsageError("trust-store", f"{target} is not UTF-8 text") from None
+        return cls.parse(text, str(target), target)
+
+    @classmethod
+    def coerce(cls, trust: TrustStore | str | os.PathLike[str] | None) -> TrustStore:
+        return trust if isinstance(trust, TrustStore) else cls.load(trust)
+
+    # -- changing -----------------------------------------------------------------------
+
+    def dumps(self) -> str:
+        out = [ln if isinstance(ln, str) else ln.to_line() for ln in self.lines]
+        return "\n".join(out) + "\n" if out else ""
+
+    def add(self, entry: TrustEntry) -> None:
+        if self.is_revoked(entry.key.keyid):
+            raise UsageError("argument", f"key {entry.key.keyid_hex} is revoked; it cannot be trusted again")
+        if entry in self.entries:
+            return
+        self.lines.append(entry)
+
+    def remove(self, selector: str) -> int:
+        """Drop entries whose principal or key id (hex, or a unique prefix of 8+) is ``selector``."""
+
+        def match(entry: TrustEntry) -> bool:
+            kid = entry.key.keyid_hex
+            return entry.principal == selector or (len(selector) >= 8 and kid.startswith(selector.lower()))
+
+        before = len(self.lines)
+        self.lines = [ln for ln in self.lines if not (isinstance(ln, TrustEntry) and match(ln))]
+        return before - len(self.lines)
+
+    def revoke(self, key: PublicKey, comment: str = "") -> None:
+        """Revoke ``key``: its trust entries stay (for the record) but never count again."""
+        if not self.is_revoked(key.keyid):
+            self.lines.append(Revocation(key, comment))
+
+    def apply_rotation(self, record: RotationRecord) -> int:
+        """Move every entry of ``record.old`` to ``record.new`` (same principal and options)."""
+        record.verify()
+        if self.is_revoked(record.old.keyid) or self.is_revoked(record.new.keyid):
+            raise UsageError(
+                "argument", "the rotation names a revoked key; a revoked key cannot hand on trust"
+            )
+        moved = 0
+        for index, item in enumerate(self.lines):
+            if isinstance(item, TrustEntry) and item.key == record.old:
+                self.lines[index] = replace(item, key=record.new)
+                moved += 1
+        if not moved:
+            raise UsageError("not-found", f"no trust entry holds the old key {record.old.keyid_hex}")
+        return moved
+
+    def with_entries(self, entries: list[TrustEntry]) -> TrustStore:
+        """A copy with extra entries (e.g. a TOFU-pinned key), the file untouched."""
+        return TrustStore([*self.lines, *entries], self.path)
+
+    def save(self, path: str | os.PathLike[str] | None = None) -> Path:
+        target = Path(path) if path is not None else (self.path or default_trust_path())
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return atomic_write(target, self.dumps().encode("utf-8"), 0o644)
+
+    @classmethod
+    @contextlib.contextmanager
+    def edit(cls, path: str | os.PathLike[str] | None = None) -> Iterator[TrustStore]:
+        """Lock, load, yield, then save atomically: concurrent editors lose nothing."""
+        target = Path(path) if path is not None else default_trust_path()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with filelock.FileLock(str(target) + ".lock", timeout=LOCK_TIMEOUT_S):
+            store = cls.load(target)
+            yield store
+            store.save(target)
+
+
+# -- rollback state and TOFU pins ------------------------------------------------------------
+
+STATE_TYPE = "mindvec-state"
+STATE_VERSION = 1
+
+
+def default_state_path() -> Path:
+    """``$XDG_STATE_HOME/mindvec/state.json``, or ``~/.local/state/...`` when unset."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "mindvec" / "state.json"
+
+
+@dataclass(frozen=True)
+class Seen:
+    """The highest version seen for one package id, and that version's identity."""
+
+    version: int
+    identity: bytes
+
+
+class State:
+    """Rollback state and TOFU pins, one JSON file, changed only under ``<path>.lock``.
+
+    File format::
+
+        {"type": "mindvec-state", "version": 1,
+         "packages": {"<package id>": {"version": N, "identity": "<64 hex>"}},
+         "pins": {"<repo>": {"public_key": "<base64>", "keyid": "<32 hex>"}}}
+
+    Every change re-reads the file under the lock and rewrites it atomically, so
+    concurrent processes lose nothing.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else default_state_path()
+
+    def __repr__(self) -> str:
+        return f"State({str(self.path)!r})"
+
+    @classmethod
+    def coerce(cls, state: State | str | os.PathLike[str] | None) -> State | None:
+        if state is None or isinstance(state, State):
+            return state
+        return cls(state)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[dict[str, Any]]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            lock = filelock.FileLock(str(self.path) + ".lock", timeout=LOCK_TIMEOUT_S)
+            with lock:
+                doc = self._read()
+                yield doc
+                data = (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()
+                atomic_write(self.path, data, 0o644)
+        except filelock.Timeout:
+            raise UsageError("io", f"{self.path}.lock is held by another process; retry later") from None
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return {"type": STATE_TYPE, "version": STATE_VERSION, "packages": {}, "pins": {}}
+        except OSError as exc:
+            raise UsageError("trust-store", f"cannot read state file {self.path}: {exc.strerror}") from exc
+        try:
+            doc = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise UsageError(
+                "trust-store", f"state file {self.path} is not JSON; move it away to start over"
+            ) from None
+        if (
+            not isinstance(doc, dict)
+            or doc.get("type") != STATE_TYPE
+            or doc.get("version") != STATE_VERSION
+            or not isinstance(doc.get("packages"), dict)
+            or not isinstance(doc.get("pins"), dict)
+        ):
+            raise UsageError(
+                "trust-store", f"{self.path} is not a mindvec state file; move it away to start over"
+            )
+        return doc
+
+    # -- rollback -------------------------------------------------------------------------
+
+    def seen(self, package_id: str) -> Seen | None:
+        item = self._read()["packages"].get(package_id)
+        return _parse_seen(item, self.path) if item is not None else None
+
+    def check(self, package_id: str, version: int, identity: bytes) -> None:
+        _check_rollback(self.seen(package_id), package_id, version, identity)
+
+    def record(self, package_id: str, version: int, identity: bytes) -> None:
+        """Check for rollback and record ``version`` as seen, atomically under the lock."""
+        with self._locked() as doc:
+            item = doc["packages"].get(package_id)
+            previous = _parse_seen(item, self.path) if item is not None else None
+            _check_rollback(previous, package_id, version, identity)
+            if previous is None or version > previous.version:
+                doc["packages"][package_id] = {"version": version, "identity": identity.hex()}
+
+    # -- TOFU pins ------------------------------------------------------------------------
+
+    def pin(self, repo: str) -> PublicKey | None:
+        item = self._read()["pins"].get(repo)
+        return _parse_pin(item, self.path) if item is not None else None
+
+    def set_pin(self, repo: str, key: PublicKey, *, replace: bool = False) -> None:
+        """Pin ``key`` for ``repo``; a different existing pin raises ``key-pin`` unless ``replace``."""
+        with self._locked() as doc:
+            item = doc["pins"].get(repo)
+            if item is not None and not replace:
+                current = _parse_pin(item, self.path)
+                if current != key:
+                    raise UnverifiedError(
+                        "key-pin",
+                        f"{repo} was pinned to key {current.keyid_hex}, not {key.keyid_hex}; "
+                        "if the publisher rotated keys, apply their rotation record",
+                    )
+            doc["pins"][repo] = {"public_key": key.base64, "keyid": key.keyid_hex}
+
+    def apply_rotation(self, record: RotationRecord) -> int:
+        """Move every pin of ``record.old`` to ``record.new``; returns how many moved."""
+        record.verify()
+        moved = 0
+        with self._locked() as doc:
+            for repo, item in doc["pins"].items():
+                if _parse_pin(item, self.path) == record.old:
+                    doc["pins"][repo] = {"public_key": record.new.base64, "keyid": record.new.keyid_hex}
+                    moved += 1
+        return moved
+
+
+def _parse_seen(item: Any, path: Path) -> Seen:
+    try:
+        version, identity = item["version"], bytes.fromhex(item["identity"])
+        if isinstance(version, int) and not isinstance(version, bool) and len(identity) == 32:
+            return Seen(version, identity)
+    except (TypeError, KeyError, ValueError):
+        pass
+    raise UsageError("trust-store", f"{path}: a package entry is damaged; move the file away to start over")
+
+
+def _parse_pin(item: Any, path: Path) -> PublicKey:
+    try:
+        return PublicKey.from_text(item["public_key"])
+    except (TypeError, KeyError, UsageError):
+        raise UsageError(
+            "trust-store", f"{path}: a pin is damaged; move the file away to start over"
+        ) from None
+
+
+def _check_rollback(previous: Seen | None, package_id: str, version: int, identity: bytes) -> None:
+    if previous is None:
+        return
+    if version < previous.version:
+        raise UnverifiedError(
+            "rollback",
+            f"{package_id} version {version} is older than version {previous.version} already seen; "
+            "refusing a downgrade (get the current version)",
+        )
+    if version == previous.version and identity != previous.identity:
+        raise UnverifiedError(
+            "rollback",
+            f"{package_id} version {version} was seen with different content; a publisher must bump the "
+            "version for new content",
+        )

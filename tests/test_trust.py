@@ -1,0 +1,228 @@
+"""Trust store format, revocation, rotation, and the locked rollback/TOFU state file."""
+
+from __future__ import annotations
+
+import multiprocessing
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from mindvec.errors import UnverifiedError, UsageError
+from mindvec.signing import RotationRecord, SecretKey
+from mindvec.trust import (
+    Revocation,
+    State,
+    TrustEntry,
+    TrustStore,
+    default_state_path,
+    default_trust_path,
+    parse_time,
+)
+
+UTC = timezone.utc
+
+
+def _key() -> SecretKey:
+    return SecretKey.generate()
+
+
+def test_parse_full_store() -> None:
+    a, b, c = _key().public_key, _key().public_key, _key().public_key
+    text = (
+        "# team keys\n"
+        f"alice ed25519 {a.base64} alice@laptop\n"
+        "\n"
+        f'bob packages="acme/*,demo.x",repos="acme/*",valid-after=20260101Z,valid-before=20270101120000Z '
+        f"ed25519 {b.base64}\n"
+        f"@revoked ed25519 {c.base64} lost laptop\n"
+    )
+    store = TrustStore.parse(text)
+    assert [e.principal for e in store.entries] == ["alice", "bob"]
+    alice, bob = store.entries
+    assert alice.comment == "alice@laptop" and alice.packages == () and alice.valid_before is None
+    assert bob.packages == ("acme/*", "demo.x") and bob.repos == ("acme/*",)
+    assert bob.valid_after == datetime(2026, 1, 1, tzinfo=UTC)
+    assert bob.valid_before == datetime(2027, 1, 1, 12, 0, 0, tzinfo=UTC)
+    assert store.revocations == [Revocation(c, "lost laptop")]
+    assert store.is_revoked(c.keyid) and not store.is_revoked(a.keyid)
+    assert store.key_for(c.keyid) == c and store.key_for(b.keyid) == b and store.key_for(b"\0" * 16) is None
+    assert store.entries_for(b.keyid) == [bob]
+    # round trip keeps comments and order
+    again = TrustStore.parse(store.dumps())
+    assert again.lines == store.lines
+    assert store.dumps().startswith("# team keys\n")
+
+
+def test_scope_and_window() -> None:
+    key = _key().public_key
+    entry = TrustEntry(
+        "ci",
+        key,
+        packages=("acme/*",),
+        repos=("acme/*",),
+        valid_after=datetime(2026, 1, 1, tzinfo=UTC),
+        valid_before=datetime(2027, 1, 1, tzinfo=UTC),
+    )
+    assert entry.in_scope("acme/steer", None)
+    assert entry.in_scope("acme/steer", "acme/repo")
+    assert not entry.in_scope("evil/steer", None)
+    assert not entry.in_scope("acme/steer", "evil/repo")
+    assert entry.in_window(datetime(2026, 6, 1, tzinfo=UTC))
+    assert entry.in_window(datetime(2026, 1, 1, tzinfo=UTC))  # valid-after is inclusive
+    assert not entry.in_window(datetime(2027, 1, 1, tzinfo=UTC))  # valid-before is exclusive
+    assert not entry.in_window(datetime(2025, 12, 31, 23, 59, 59, tzinfo=UTC))
+    assert TrustEntry.parse(entry.to_line()) == entry
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("alice ed25519", "entry reads"),
+        ("alice ssh-rsa AAAA", "expected 'ed25519"),
+        ("alice ed25519 notbase64!!", "base64"),
+        ("alice color=red ed25519 {k}", "unknown option"),
+        ('alice packages="a",packages="b" ed25519 {k}', "twice"),
+        ("alice valid-after=2026 ed25519 {k}", "not a time"),
+        ('alice packages="a ed25519 {k}', "not closed"),
+        ("@trusted ed25519 {k}", "unknown marker"),
+        ("@revoked ed25519", "revocation reads"),
+        ('"alice" ed25519 {k}', "principal"),
+    ],
+)
+def test_malformed_lines_name_the_line(line: str, reason: str) -> None:
+    key = _key().public_key
+    text = "# ok\n" + line.format(k=key.base64) + "\n"
+    with pytest.raises(UsageError) as info:
+        TrustStore.parse(text, "store.txt")
+    assert info.value.code == "trust-store"
+    assert "line 2" in info.value.message and reason in info.value.message
+
+
+def test_default_paths_follow_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "st"))
+    assert default_trust_path() == tmp_path / "cfg" / "mindvec" / "allowed_signers"
+    assert default_state_path() == tmp_path / "st" / "mindvec" / "state.json"
+    monkeypatch.delenv("XDG_CONFIG_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert default_trust_path() == tmp_path / ".config" / "mindvec" / "allowed_signers"
+    # a missing default store is an empty store
+    assert TrustStore.load().entries == []
+
+
+def test_edit_add_remove_revoke(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "allowed_signers"
+    a, b = _key().public_key, _key().public_key
+    with TrustStore.edit(path) as store:
+        store.add(TrustEntry("alice", a))
+        store.add(TrustEntry("alice", a))  # idempotent
+        store.add(TrustEntry("bob", b, packages=("x",)))
+    store = TrustStore.load(path)
+    assert [e.principal for e in store.entries] == ["alice", "bob"]
+    with TrustStore.edit(path) as store:
+        assert store.remove("bob") == 1
+        store.revoke(a, "compromised")
+        store.revoke(a)
+    store = TrustStore.load(path)
+    assert len(store.revocations) == 1 and store.is_revoked(a.keyid)
+    with pytest.raises(UsageError, match="revoked"):
+        store.add(TrustEntry("alice2", a))
+    with TrustStore.edit(path) as store:
+        assert store.remove(a.keyid_hex[:8]) == 1
+        assert store.remove("nobody") == 0
+
+
+def test_rotation_moves_trust_entry(tmp_path: Path) -> None:
+    old, new = _key(), _key()
+    store = TrustStore([TrustEntry("alice", old.public_key, packages=("acme/*",))])
+    record = RotationRecord.create(old, new)
+    assert store.apply_rotation(record) == 1
+    assert store.entries == [TrustEntry("alice", new.public_key, packages=("acme/*",))]
+    with pytest.raises(UsageError) as info:
+        store.apply_rotation(record)
+    assert info.value.code == "not-found"
+    revoked = TrustStore([TrustEntry("alice", old.public_key), Revocation(old.public_key)])
+    with pytest.raises(UsageError, match="revoked"):
+        revoked.apply_rotation(record)
+    forged = RotationRecord(record.body, record.old_sig, _key().sign(record.message))
+    with pytest.raises(UnverifiedError):
+        TrustStore([TrustEntry("alice", old.public_key)]).apply_rotation(forged)
+
+
+def test_parse_time_forms() -> None:
+    assert parse_time("20260102") == datetime(2026, 1, 2, tzinfo=UTC)
+    assert parse_time("20260102030405Z") == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert parse_time("2026-01-02T03:04:05Z") == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert parse_time("2026-01-02T05:04:05+02:00") == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    with pytest.raises(UsageError):
+        parse_time("yesterday")
+
+
+# -- state -----------------------------------------------------------------------------------
+
+
+def test_state_rollback(tmp_path: Path) -> None:
+    state = State(tmp_path / "state.json")
+    id3, id3b = b"\x03" * 32, b"\x33" * 32
+    state.record("acme/x", 3, id3)
+    state.record("acme/x", 3, id3)  # same version, same identity: fine
+    with pytest.raises(UnverifiedError) as info:
+        state.record("acme/x", 2, b"\x02" * 32)
+    assert info.value.code == "rollback"
+    with pytest.raises(UnverifiedError) as info:
+        state.check("acme/x", 3, id3b)
+    assert info.value.code == "rollback"
+    state.record("acme/other", 1, b"\x01" * 32)
+    state.record("acme/x", 4, b"\x04" * 32)
+    seen = State(state.path).seen("acme/x")
+    assert seen is not None and seen.version == 4
+
+
+def test_state_pins_and_rotation(tmp_path: Path) -> None:
+    state = State(tmp_path / "state.json")
+    old, new = _key(), _key()
+    assert state.pin("acme/repo") is None
+    state.set_pin("acme/repo", old.public_key)
+    state.set_pin("acme/repo", old.public_key)
+    with pytest.raises(UnverifiedError) as info:
+        state.set_pin("acme/repo", new.public_key)
+    assert info.value.code == "key-pin"
+    assert state.apply_rotation(RotationRecord.create(old, new)) == 1
+    assert state.pin("acme/repo") == new.public_key
+
+
+def test_damaged_state_file(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    path.write_text("{not json")
+    with pytest.raises(UsageError) as info:
+        State(path).seen("x")
+    assert info.value.code == "trust-store"
+    path.write_text(
+        '{"type": "mindvec-state", "version": 1, "packages": {"x": {"version": "1"}}, "pins": {}}'
+    )
+    with pytest.raises(UsageError):
+        State(path).seen("x")
+
+
+def _record_many(args: tuple[str, int]) -> None:
+    path, worker = args
+    state = State(path)
+    for i in range(10):
+        state.record(f"pkg/{worker}-{i}", i + 1, bytes([worker]) * 32)
+    with TrustStore.edit(Path(path).with_name("allowed_signers")) as store:
+        store.add(TrustEntry(f"worker{worker}", SecretKey.generate().public_key))
+
+
+def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
+    path = str(tmp_path / "state.json")
+    ctx = multiprocessing.get_context("spawn" if multiprocessing.get_start_method() != "fork" else "fork")
+    with ctx.Pool(4) as pool:
+        pool.map(_record_many, [(path, w) for w in range(4)])
+    state = State(path)
+    for worker in range(4):
+        for i in range(10):
+            seen = state.seen(f"pkg/{worker}-{i}")
+            assert seen is not None and seen.version == i + 1
+    store = TrustStore.load(tmp_path / "allowed_signers")
+    assert sorted(e.principal for e in store.entries) == [f"worker{w}" for w in range(4)]
