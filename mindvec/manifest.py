@@ -1,0 +1,536 @@
+"""The manifest: JSON Schema validation, semantic rules and typed views.
+
+Validation runs in two stages, in the fixed check order of the spec:
+
+1. :func:`validate` — the JSON Schema (``schemas/manifest.schema.json``) with a
+   custom type checker (``bytes`` is msgpack bin; ``integer`` is a Python ``int``,
+   never a bool or float; ``number`` is never a bool), then the rules a schema cannot
+   express: format vs preamble version, critical extensions, model references,
+   sites, mapping forms, scale ranges and which tensors the manifest names.
+2. :func:`check_header` — once the safetensors header is parsed: the same tensor
+   names on both sides, and shapes consistent with the models' hidden sizes.
+
+The dataclasses (:class:`Site`, :class:`ModelRef`, :class:`VectorSpec`,
+:class:`MappingSpec`) are read-only typed views for the loader, fit and CLI.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import unicodedata
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jsonschema import validators
+from jsonschema.exceptions import ValidationError, best_match
+
+from mindvec.errors import InvalidError, MalformedError
+from mindvec.payload import TensorInfo
+
+SCHEMA_FILE = "manifest.schema.json"
+#: the version this implementation writes, and the highest minor it fully understands
+FORMAT_VERSION = (1, 0)
+#: extensions this implementation understands (a critical one outside it is rejected)
+UNDERSTOOD_EXTENSIONS: frozenset[str] = frozenset()
+
+STACKS = ("decoder", "encoder")
+POINTS = ("resid_pre", "resid_post", "attn_out", "mlp_out", "cross_attn_out")
+
+#: mapping form -> the allowed sets of tensor roles
+FORMS: dict[str, tuple[frozenset[str], ...]] = {
+    "linear": (frozenset({"weight"}),),
+    "affine": (frozenset({"weight", "bias"}), frozenset({"weight", "source_mean", "target_mean"})),
+    "orthogonal": (frozenset({"weight"}), frozenset({"weight", "source_mean", "target_mean"})),
+    "low_rank": (
+        frozenset({"u", "v"}),
+        frozenset({"u", "v", "bias"}),
+        frozenset({"u", "v", "source_mean", "target_mean"}),
+    ),
+}
+#: forms that may carry a separate scalar ``scale``
+SCALED_FORMS = frozenset({"orthogonal"})
+
+_CONTROL_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+# ---------------------------------------------------------------- display safety
+
+
+def escape_text(text: str, limit: int | None = None) -> str:
+    """Escape control, format (bidi overrides, zero-width) and unassigned characters.
+
+    Signed strings are attacker-chosen; shown raw, an ANSI escape or a bidi override
+    could repaint the terminal and make a description lie. Backslashes are escaped
+    too, so the output is unambiguous.
+    """
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + "…"
+    out: list[str] = []
+    for char in text:
+        if char == "\\":
+            out.append("\\\\")
+        elif unicodedata.category(char) in _CONTROL_CATEGORIES and char != "…":
+            code = ord(char)
+            out.append(
+                f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+            )
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+# ---------------------------------------------------------------- schema
+
+
+def schema_path() -> Path:
+    """Find the schema in an installed wheel (mindvec/schemas) or the source tree."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "schemas" / SCHEMA_FILE, here.parent / "schemas" / SCHEMA_FILE):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"{SCHEMA_FILE} is missing from the mindvec installation; reinstall mindvec")
+
+
+@lru_cache(maxsize=1)
+def load_schema() -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads(schema_path().read_text(encoding="utf-8"))
+    return schema
+
+
+def _is_integer(checker: Any, instance: Any) -> bool:
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+def _is_number(checker: Any, instance: Any) -> bool:
+    return isinstance(instance, (int, float)) and not isinstance(instance, bool)
+
+
+def _is_bytes(checker: Any, instance: Any) -> bool:
+    return isinstance(instance, bytes)
+
+
+def _byte_length(validator: Any, value: int, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    if isinstance(instance, bytes) and len(instance) != value:
+        yield ValidationError(f"expected {value} bytes, got {len(instance)}")
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    """ECMA-262 ``$`` semantics: Python's ``$`` would also match before a final newline."""
+    if not isinstance(instance, str):
+        return
+    anchored = pattern[:-1] + r"\Z" if pattern.endswith("$") and not pattern.endswith(r"\$") else pattern
+    if re.search(anchored, instance) is None:
+        yield ValidationError(f"{escape_text(instance, 60)!r} does not match {pattern!r}")
+
+
+def _validator_class() -> Any:
+    base = validators.Draft202012Validator
+    checker = base.TYPE_CHECKER.redefine_many(
+        {"integer": _is_integer, "number": _is_number, "bytes": _is_bytes}
+    )
+    return validators.extend(
+        base, validators={"byteLength": _byte_length, "pattern": _pattern}, type_checker=checker
+    )
+
+
+def _relax(node: Any) -> Any:
+    """Drop ``additionalProperties: false`` everywhere (forward-compatible minor versions)."""
+    if isinstance(node, dict):
+        return {k: _relax(v) for k, v in node.items() if not (k == "additionalProperties" and v is False)}
+    if isinstance(node, list):
+        return [_relax(v) for v in node]
+    return node
+
+
+@lru_cache(maxsize=2)
+def _validator(relaxed: bool) -> Any:
+    schema = load_schema()
+    if relaxed:
+        schema = _relax(copy.deepcopy(schema))
+    return _validator_class()(schema)
+
+
+def _schema_error(error: ValidationError) -> InvalidError:
+    where = "/".join(str(part) for part in error.absolute_path) or "(top level)"
+    return InvalidError("schema", f"manifest at {escape_text(where, 200)}: {escape_text(error.message, 300)}")
+
+
+def validate_schema(manifest: Any, version: tuple[int, int] = FORMAT_VERSION) -> None:
+    """Validate against the JSON Schema; a higher minor version relaxes closed objects."""
+    relaxed = version[0] == FORMAT_VERSION[0] and version[1] > FORMAT_VERSION[1]
+    error = best_match(_validator(relaxed).iter_errors(manifest))
+    if error is not None:
+        raise _schema_error(error)
+
+
+# ---------------------------------------------------------------- typed views
+
+
+@dataclass(frozen=True)
+class Site:
+    """A site address: ``(stack, layer, point)``."""
+
+    stack: str
+    layer: int
+    point: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"layer": self.layer, "point": self.point, "stack": self.stack}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Site:
+        return cls(stack=data.get("stack", "decoder"), layer=data["layer"], point=data["point"])
+
+    def __str__(self) -> str:
+        return f"{self.stack}.{self.layer}.{self.point}"
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model binding from ``models``."""
+
+    name: str
+    model_type: str
+    hidden_size: int
+    num_layers: int
+    source: dict[str, Any]
+    architecture: str | None = None
+    num_encoder_layers: int | None = None
+    config_sha256: bytes | None = None
+
+    @classmethod
+    def from_dict(cls, name: str, data: Mapping[str, Any]) -> ModelRef:
+        return cls(
+            name=name,
+            model_type=data["model_type"],
+            hidden_size=data["hidden_size"],
+            num_layers=data["num_layers"],
+            source=dict(data["source"]),
+            architecture=data.get("architecture"),
+            num_encoder_layers=data.get("num_encoder_layers"),
+            config_sha256=data.get("config_sha256"),
+        )
+
+    def layers(self, stack: str) -> int | None:
+        """Number of blocks in ``stack``, or None when the model has no such stack."""
+        return self.num_encoder_layers if stack == "encoder" else self.num_layers
+
+
+@dataclass(frozen=True)
+class VectorSite:
+    site: Site
+    tensor: str
+    mean_norm: float
+    tokens: int
+
+
+@dataclass(frozen=True)
+class VectorSpec:
+    """A steering vector: one tensor per site it acts on."""
+
+    name: str
+    model: str
+    operation: str
+    scale: float
+    scale_range: tuple[float, float]
+    positions: str | int
+    sites: tuple[VectorSite, ...]
+    method: dict[str, Any]
+    translation: dict[str, Any] | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> VectorSpec:
+        sites = tuple(
+            VectorSite(
+                site=Site.from_dict(s["site"]),
+                tensor=s["tensor"],
+                mean_norm=s["calibration"]["mean_norm"],
+                tokens=s["calibration"]["tokens"],
+            )
+            for s in data["sites"]
+        )
+        low, high = data["scale_range"]
+        return cls(
+            name=data["name"],
+            model=data["model"],
+            operation=data["operation"],
+            scale=data["scale"],
+            scale_range=(low, high),
+            positions=data["positions"],
+            sites=sites,
+            method=dict(data["method"]),
+            translation=dict(data["translation"]) if "translation" in data else None,
+        )
+
+    @property
+    def layers(self) -> tuple[int, ...]:
+        return tuple(s.site.layer for s in self.sites)
+
+
+@dataclass(frozen=True)
+class MappingSpec:
+    """A cross-model map from a source site to a target site."""
+
+    name: str
+    source_model: str
+    source_site: Site
+    target_model: str
+    target_site: Site
+    form: str
+    tensors: dict[str, str]
+    fit: dict[str, Any]
+    metrics: dict[str, Any]
+    target_calibration: dict[str, Any]
+    scale: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MappingSpec:
+        known = {
+            "name",
+            "source",
+            "target",
+            "form",
+            "tensors",
+            "fit",
+            "metrics",
+            "target_calibration",
+            "scale",
+        }
+        return cls(
+            name=data["name"],
+            source_model=data["source"]["model"],
+            source_site=Site.from_dict(data["source"]["site"]),
+            target_model=data["target"]["model"],
+            target_site=Site.from_dict(data["target"]["site"]),
+            form=data["form"],
+            tensors=dict(data["tensors"]),
+            fit=dict(data["fit"]),
+            metrics=dict(data["metrics"]),
+            target_calibration=dict(data["target_calibration"]),
+            scale=data.get("scale"),
+            extra={k: v for k, v in data.items() if k not in known},
+        )
+
+
+def models(manifest: Mapping[str, Any]) -> dict[str, ModelRef]:
+    return {name: ModelRef.from_dict(name, data) for name, data in manifest["models"].items()}
+
+
+def vectors(manifest: Mapping[str, Any]) -> list[VectorSpec]:
+    return [VectorSpec.from_dict(v) for v in manifest.get("vectors", [])]
+
+
+def mappings(manifest: Mapping[str, Any]) -> list[MappingSpec]:
+    return [MappingSpec.from_dict(m) for m in manifest.get("mappings", [])]
+
+
+# ---------------------------------------------------------------- semantic rules
+
+
+def _check_format(manifest: Mapping[str, Any], version: tuple[int, int]) -> None:
+    expected = f"{version[0]}.{version[1]}"
+    if manifest["format"] != expected:
+        raise MalformedError(
+            "version",
+            f"manifest format {escape_text(manifest['format'])!r} differs from preamble version {expected}",
+        )
+
+
+def _check_critical(manifest: Mapping[str, Any]) -> None:
+    extensions = manifest.get("extensions", {})
+    for name in manifest.get("critical", []):
+        if name not in extensions:
+            raise InvalidError("critical-extension", f"critical extension {name!r} is not in extensions")
+        if name not in UNDERSTOOD_EXTENSIONS:
+            raise InvalidError(
+                "critical-extension",
+                f"critical extension {name!r} is not understood by this reader; upgrade mindvec",
+            )
+
+
+def _model_refs(manifest: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """(where, model name) for every reference to a key of ``models``."""
+    for i, vector in enumerate(manifest.get("vectors", [])):
+        yield f"vectors/{i}/model", vector["model"]
+        if "translation" in vector:
+            yield f"vectors/{i}/translation/source_model", vector["translation"]["source_model"]
+    for key in ("mappings", "correspondences"):
+        for i, item in enumerate(manifest.get(key, [])):
+            yield f"{key}/{i}/source/model", item["source"]["model"]
+            yield f"{key}/{i}/target/model", item["target"]["model"]
+
+
+def _check_model_refs(manifest: Mapping[str, Any]) -> None:
+    for where, name in _model_refs(manifest):
+        if name not in manifest["models"]:
+            raise InvalidError("schema", f"manifest at {where}: model {name!r} is not a key of models")
+
+
+def _check_unique_names(manifest: Mapping[str, Any]) -> None:
+    for key in ("vectors", "mappings"):
+        names = [item["name"] for item in manifest.get(key, [])]
+        if len(set(names)) != len(names):
+            raise InvalidError("schema", f"two {key} have the same name; names must be unique")
+
+
+def check_site(site: Site, model: ModelRef, where: str) -> None:
+    """Raise ``site`` unless ``site`` addresses a real point of ``model``."""
+    layers = model.layers(site.stack)
+    if layers is None:
+        raise InvalidError("site", f"{where}: model {model.name!r} has no {site.stack} stack")
+    if site.layer >= layers:
+        raise InvalidError("site", f"{where}: layer {site.layer} is beyond the {layers} {site.stack} layers")
+    if site.point == "resid_pre" and site.layer > 0:
+        raise InvalidError(
+            "site",
+            f"{where}: resid_pre is only written for layer 0; use resid_post of layer {site.layer - 1}",
+        )
+    if site.point == "cross_attn_out" and (site.stack != "decoder" or model.num_encoder_layers is None):
+        raise InvalidError(
+            "site", f"{where}: cross_attn_out exists only in the decoder of an encoder-decoder model"
+        )
+
+
+def _sites(manifest: Mapping[str, Any]) -> Iterator[tuple[str, str, Mapping[str, Any]]]:
+    """(where, model name, site dict) for every site in the manifest."""
+    for i, vector in enumerate(manifest.get("vectors", [])):
+        for j, entry in enumerate(vector["sites"]):
+            yield f"vectors/{i}/sites/{j}", vector["model"], entry["site"]
+    for key in ("mappings", "correspondences"):
+        for i, item in enumerate(manifest.get(key, [])):
+            yield f"{key}/{i}/source", item["source"]["model"], item["source"]["site"]
+            yield f"{key}/{i}/target", item["target"]["model"], item["target"]["site"]
+
+
+def _check_sites(manifest: Mapping[str, Any]) -> None:
+    refs = models(manifest)
+    for where, model, site in _sites(manifest):
+        check_site(Site.from_dict(site), refs[model], where)
+    for i, vector in enumerate(manifest.get("vectors", [])):
+        addresses = [Site.from_dict(entry["site"]) for entry in vector["sites"]]
+        if len(set(addresses)) != len(addresses):
+            raise InvalidError("site", f"vectors/{i}: the same site appears twice")
+
+
+def _check_forms(manifest: Mapping[str, Any]) -> None:
+    for i, mapping in enumerate(manifest.get("mappings", [])):
+        roles = frozenset(mapping["tensors"])
+        form = mapping["form"]
+        if roles not in FORMS[form]:
+            allowed = " or ".join("{" + ", ".join(sorted(s)) + "}" for s in FORMS[form])
+            raise InvalidError(
+                "schema", f"mappings/{i}: form {form} needs tensors {allowed}, got {sorted(roles)}"
+            )
+        if "scale" in mapping and form not in SCALED_FORMS:
+            raise InvalidError("schema", f"mappings/{i}: only an orthogonal mapping may carry a scale")
+
+
+def _check_ranges(manifest: Mapping[str, Any]) -> None:
+    for i, vector in enumerate(manifest.get("vectors", [])):
+        low, high = vector["scale_range"]
+        if low > high:
+            raise InvalidError("value", f"vectors/{i}: scale_range [{low}, {high}] has its bounds reversed")
+
+
+def referenced_tensors(manifest: Mapping[str, Any]) -> list[str]:
+    """Every tensor name the manifest references, in order, duplicates kept."""
+    names = [entry["tensor"] for vector in manifest.get("vectors", []) for entry in vector["sites"]]
+    names += [name for mapping in manifest.get("mappings", []) for name in mapping["tensors"].values()]
+    return names
+
+
+def _check_references(manifest: Mapping[str, Any]) -> None:
+    names = referenced_tensors(manifest)
+    if len(set(names)) != len(names):
+        raise InvalidError("tensor-reference", "a tensor is referenced twice; each tensor has one use")
+    digested = set(manifest["payload"]["tensors"])
+    if set(names) != digested:
+        missing = sorted(set(names) - digested)[:3]
+        extra = sorted(digested - set(names))[:3]
+        raise InvalidError(
+            "tensor-reference",
+            f"payload.tensors must list exactly the referenced tensors "
+            f"(missing {missing}, unreferenced {extra})",
+        )
+
+
+def check_semantics(manifest: Mapping[str, Any], version: tuple[int, int]) -> None:
+    """The rules beyond the schema, in a fixed order (the first failure decides the code)."""
+    _check_format(manifest, version)
+    _check_critical(manifest)
+    _check_model_refs(manifest)
+    _check_unique_names(manifest)
+    _check_sites(manifest)
+    _check_forms(manifest)
+    _check_ranges(manifest)
+    _check_references(manifest)
+
+
+def validate(manifest: Any, version: tuple[int, int] = FORMAT_VERSION) -> None:
+    """Schema, then semantics. ``version`` is the preamble's (major, minor)."""
+    validate_schema(manifest, version)
+    check_semantics(manifest, version)
+
+
+# ---------------------------------------------------------------- header consistency
+
+
+def expected_shapes(
+    manifest: Mapping[str, Any], tensors: Mapping[str, TensorInfo]
+) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> the shape the models' hidden sizes require."""
+    refs = models(manifest)
+    shapes: dict[str, tuple[int, ...]] = {}
+    for vector in vectors(manifest):
+        for entry in vector.sites:
+            shapes[entry.tensor] = (refs[vector.model].hidden_size,)
+    for mapping in mappings(manifest):
+        shapes.update(_mapping_shapes(mapping, refs, tensors))
+    return shapes
+
+
+def _mapping_shapes(
+    mapping: MappingSpec, refs: Mapping[str, ModelRef], tensors: Mapping[str, TensorInfo]
+) -> dict[str, tuple[int, ...]]:
+    d_in = refs[mapping.source_model].hidden_size
+    d_out = refs[mapping.target_model].hidden_size
+    by_role: dict[str, tuple[int, ...]] = {
+        "weight": (d_out, d_in),
+        "bias": (d_out,),
+        "target_mean": (d_out,),
+        "source_mean": (d_in,),
+    }
+    if "u" in mapping.tensors:
+        u_shape = tensors[mapping.tensors["u"]].shape
+        rank = u_shape[1] if len(u_shape) == 2 else 0
+        if not 1 <= rank <= min(d_in, d_out):
+            raise InvalidError(
+                "shape", f"mapping {mapping.name!r}: rank {rank} is outside 1..{min(d_in, d_out)}"
+            )
+        by_role["u"] = (d_out, rank)
+        by_role["v"] = (d_in, rank)
+    return {name: by_role[role] for role, name in mapping.tensors.items()}
+
+
+def check_header(manifest: Mapping[str, Any], tensors: Mapping[str, TensorInfo]) -> None:
+    """Manifest vs safetensors header: same names (``tensor-reference``), right shapes (``shape``)."""
+    digested = set(manifest["payload"]["tensors"])
+    if set(tensors) != digested:
+        missing = sorted(digested - set(tensors))[:3]
+        extra = sorted(set(tensors) - digested)[:3]
+        raise InvalidError(
+            "tensor-reference",
+            f"manifest and safetensors header name different tensors (missing {missing}, unlisted {extra})",
+        )
+    for name, shape in expected_shapes(manifest, tensors).items():
+        actual = tensors[name].shape
+        if actual != shape:
+            raise InvalidError(
+                "shape", f"tensor {name!r} has shape {list(actual)}, the models require {list(shape)}"
+            )
