@@ -1,0 +1,198 @@
+"""Find the block stacks of a transformers model.
+
+A *stack* is the ``nn.ModuleList`` of transformer blocks that a site's ``layer`` indexes.
+Every model has a ``decoder`` stack: its main (or only) stack, which for encoder-only
+models such as BERT is the encoder's layer list. Encoder-decoder models (T5, BART) also
+have an ``encoder`` stack.
+
+Lookup order: an explicit table keyed by ``config.model_type`` (``STACK_TABLE``: the
+dotted path suffix of each stack's ModuleList), then a structural fallback (the longest
+``nn.ModuleList`` whose items all have the same class; in encoder-decoder models the
+longest such list under a path containing ``encoder`` / ``decoder``). When neither
+works, ``UsageError("architecture")`` names the candidate lists that were found.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mindvec.errors import InvalidError, UsageError
+
+STACK_NAMES = ("decoder", "encoder")
+
+#: model_type -> {stack name: dotted path suffix of the ModuleList of blocks}.
+#: The suffix is matched against ``model.named_modules()`` names, so the same entry works
+#: for the bare model (``layers``) and for a model with a head (``model.layers``).
+STACK_TABLE: dict[str, dict[str, str]] = {
+    **{
+        mt: {"decoder": "layers"}
+        for mt in (
+            "llama",
+            "mistral",
+            "mixtral",
+            "qwen2",
+            "qwen2_moe",
+            "qwen3",
+            "qwen3_moe",
+            "gemma",
+            "gemma2",
+            "gemma3",
+            "gemma3_text",
+            "phi",
+            "phi3",
+            "starcoder2",
+            "olmo",
+            "olmo2",
+            "stablelm",
+            "cohere",
+            "granite",
+            "smollm3",
+            "gpt_neox",
+        )
+    },
+    **{mt: {"decoder": "h"} for mt in ("gpt2", "gpt_bigcode", "gptj", "codegen", "bloom", "falcon")},
+    "opt": {"decoder": "decoder.layers"},
+    "bert": {"decoder": "encoder.layer"},
+    "roberta": {"decoder": "encoder.layer"},
+    "t5": {"decoder": "decoder.block", "encoder": "encoder.block"},
+    "bart": {"decoder": "decoder.layers", "encoder": "encoder.layers"},
+}
+
+
+@dataclass(frozen=True)
+class Stack:
+    """One stack of blocks: its site name, dotted path in the model, and the ModuleList."""
+
+    name: str
+    path: str
+    blocks: Any  # torch.nn.ModuleList
+
+    def __len__(self) -> int:
+        return len(self.blocks)
+
+    def block(self, layer: int) -> Any:
+        if not 0 <= layer < len(self.blocks):
+            raise InvalidError(
+                "site",
+                f"layer {layer} is out of range for the {self.name} stack ({self.path}, "
+                f"{len(self.blocks)} blocks); use a layer in 0..{len(self.blocks) - 1}",
+            )
+        return self.blocks[layer]
+
+
+@dataclass(frozen=True)
+class Stacks:
+    """The stacks of one model; ``encoder`` is None unless it is an encoder-decoder."""
+
+    decoder: Stack
+    encoder: Stack | None = None
+    source: str = "table"  # "table" or "structural"
+
+    def get(self, name: str) -> Stack:
+        if name == "decoder":
+            return self.decoder
+        if name == "encoder" and self.encoder is not None:
+            return self.encoder
+        if name == "encoder":
+            raise InvalidError(
+                "site",
+                "this model has no encoder stack; address its blocks with stack 'decoder' "
+                "(the main stack, also for encoder-only models such as BERT)",
+            )
+        raise InvalidError("site", f"unknown stack {name!r}; use one of {', '.join(STACK_NAMES)}")
+
+
+def _module_lists(model: Any) -> list[tuple[str, Any]]:
+    import torch
+
+    return [
+        (name, mod)
+        for name, mod in model.named_modules()
+        if isinstance(mod, torch.nn.ModuleList) and len(mod) > 0
+    ]
+
+
+def _uniform(mod: Any) -> bool:
+    first = type(mod[0])
+    return all(type(m) is first for m in mod) and first.__name__ != "ModuleList"
+
+
+def _expected_layers(model: Any, stack: str) -> int | None:
+    cfg = getattr(model, "config", None)
+    if cfg is None:
+        return None
+    names: tuple[str, ...]
+    if stack == "encoder":
+        names = ("encoder_layers", "num_layers")
+    elif getattr(cfg, "is_encoder_decoder", False):
+        names = ("decoder_layers", "num_decoder_layers")
+    else:
+        try:
+            cfg = cfg.get_text_config()
+        except (AttributeError, TypeError, ValueError):
+            pass
+        names = ("num_hidden_layers", "n_layer", "num_layers")
+    for n in names:
+        value = getattr(cfg, n, None)
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def _pick(cands: list[tuple[str, Any]], expected: int | None) -> tuple[str, Any] | None:
+    if not cands:
+        return None
+    if expected is not None:
+        exact = [c for c in cands if len(c[1]) == expected]
+        if exact:
+            cands = exact
+    # shallowest path first, then the longest list
+    return sorted(cands, key=lambda c: (c[0].count("."), -len(c[1]), c[0]))[0]
+
+
+def _from_table(model: Any, lists: list[tuple[str, Any]]) -> Stacks | None:
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    entry = STACK_TABLE.get(str(model_type))
+    if entry is None:
+        return None
+    found: dict[str, Stack] = {}
+    for stack, suffix in entry.items():
+        cands = [(n, m) for n, m in lists if (n == suffix or n.endswith("." + suffix)) and _uniform(m)]
+        hit = _pick(cands, _expected_layers(model, stack))
+        if hit is None:
+            return None
+        found[stack] = Stack(stack, hit[0], hit[1])
+    return Stacks(found["decoder"], found.get("encoder"), "table")
+
+
+def _structural(model: Any, lists: list[tuple[str, Any]]) -> Stacks | None:
+    uniform = [(n, m) for n, m in lists if _uniform(m)]
+    if not uniform:
+        return None
+    if getattr(getattr(model, "config", None), "is_encoder_decoder", False):
+        enc = _pick([c for c in uniform if "encoder" in c[0]], _expected_layers(model, "encoder"))
+        dec = _pick([c for c in uniform if "decoder" in c[0]], _expected_layers(model, "decoder"))
+        if enc is not None and dec is not None:
+            return Stacks(Stack("decoder", *dec), Stack("encoder", *enc), "structural")
+        return None
+    longest = max(len(m) for _, m in uniform)
+    best = _pick([c for c in uniform if len(c[1]) == longest], None)
+    assert best is not None
+    return Stacks(Stack("decoder", *best), None, "structural")
+
+
+def find_stacks(model: Any) -> Stacks:
+    """Return the block stacks of ``model`` (explicit table first, then structural search)."""
+    lists = _module_lists(model)
+    stacks = _from_table(model, lists) or _structural(model, lists)
+    if stacks is not None:
+        return stacks
+    described = ", ".join(f"{n} ({len(m)} x {type(m[0]).__name__})" for n, m in lists) or "none"
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    raise UsageError(
+        "architecture",
+        f"cannot find the block stacks of this {type(model).__name__} (model_type {model_type!r}); "
+        f"candidate module lists: {described}. Add an entry for it to "
+        "mindvec.loader.stacks.STACK_TABLE or report the architecture",
+    )
