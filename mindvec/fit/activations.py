@@ -1,0 +1,274 @@
+"""Collect activations at any set of sites of a transformers model, streaming over texts.
+
+Sites are resolved by the loader (:func:`mindvec.loader.sites.attach`), so a capture reads
+exactly what steering writes. Texts go through the model in right-padded batches with a tqdm
+progress bar. Memory stays bounded: each site keeps running :class:`~mindvec.fit.stats.Moments`
+(count, mean, mean norm) unless ``store=True`` asks for the rows (float32).
+
+The first position of every sequence is always dropped (SmolLM2's first position has norms
+near 26,000). The forward pass stops right after the deepest requested block, so reading early
+layers does not pay for the rest of the model or the LM head.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from mindvec.errors import UsageError
+from mindvec.fit.pairing import Encoded, PairedText, encode, pair_texts
+from mindvec.fit.stats import Moments
+from mindvec.loader.sites import SiteKey, as_site, attach
+from mindvec.loader.stacks import find_stacks
+
+F32 = npt.NDArray[np.float32]
+REDUCE = ("tokens", "mean", "last")
+
+
+def num_layers(model: Any, stack: str = "decoder") -> int:
+    return len(find_stacks(model).get(stack))
+
+
+def hidden_size(model: Any) -> int:
+    cfg = model.config
+    cfg = getattr(cfg, "get_text_config", lambda: cfg)()
+    return int(cfg.hidden_size)
+
+
+def layer_sites(model: Any, layers: Iterable[int] | None = None, point: str = "resid_post") -> list[SiteKey]:
+    """Sites at ``point`` for ``layers`` (default all layers of the decoder)."""
+    chosen = range(num_layers(model)) if layers is None else layers
+    return [as_site(("decoder", int(i), point)) for i in chosen]
+
+
+class _Stop(Exception):  # noqa: N818 - internal control flow, never escapes
+    pass
+
+
+@dataclass
+class _Batch:
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    lengths: list[int]
+
+
+def _pad(encs: Sequence[Encoded], pad_id: int = 0) -> _Batch:
+    longest = max(len(e) for e in encs)
+    ids = torch.full((len(encs), longest), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(encs), longest), dtype=torch.long)
+    for row, e in enumerate(encs):
+        ids[row, : len(e)] = torch.tensor(e.input_ids, dtype=torch.long)
+        mask[row, : len(e)] = 1
+    return _Batch(ids, mask, [len(e) for e in encs])
+
+
+def forward_capture(
+    model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, sites: Sequence[SiteKey]
+) -> dict[SiteKey, torch.Tensor]:
+    """One forward pass; returns a float32 CPU copy ``[batch, seq, hidden]`` for each site."""
+    keys = [as_site(s) for s in sites]
+    if not keys:
+        raise UsageError("argument", "no sites to capture; pass at least one site")
+    out: dict[SiteKey, torch.Tensor] = {}
+    last = max(k.layer for k in keys)
+    stop_ready = all(k.stack == "decoder" for k in keys)
+    deepest = [k for k in keys if k.layer == last]
+
+    def observer(key: SiteKey) -> Callable[[torch.Tensor], None]:
+        def fn(t: torch.Tensor) -> None:
+            out[key] = t.detach().to(torch.float32).cpu().clone()
+            if stop_ready and key.layer == last and all(d in out for d in deepest):
+                raise _Stop
+
+        return fn
+
+    handles = [attach(model, k, observer(k)) for k in keys]
+    try:
+        with torch.no_grad():
+            base = getattr(model, "base_model", model)
+            try:
+                base(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+            except _Stop:
+                pass
+    finally:
+        for h in handles:
+            h.remove()
+    missing = [str(k) for k in keys if k not in out]
+    if missing:
+        raise UsageError("site", f"the forward pass never reached {', '.join(missing)}; check the sites")
+    return out
+
+
+def _progress(total: int, desc: str, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="text", disable=not enabled, leave=False)
+
+
+@dataclass
+class Collected:
+    """Per-site running moments, and the rows themselves when stored."""
+
+    sites: list[SiteKey]
+    moments: dict[SiteKey, Moments]
+    arrays: dict[SiteKey, F32] = field(default_factory=dict)
+    groups: npt.NDArray[np.int64] | None = None
+    rows: int = 0
+    tokens: int = 0
+
+
+def _reduce(t: torch.Tensor, length: int, how: str, positions: Sequence[int] | None) -> torch.Tensor:
+    if positions is not None:
+        rows = t[list(positions)]
+    else:
+        rows = t[1:length]
+    if how == "mean":
+        return rows.mean(dim=0, keepdim=True)
+    if how == "last":
+        return rows[-1:]
+    return rows
+
+
+def collect(
+    model: Any,
+    tokenizer: Any,
+    texts: Sequence[str],
+    sites: Sequence[SiteKey],
+    *,
+    reduce: str = "tokens",
+    batch_size: int = 8,
+    max_tokens: int = 256,
+    store: bool = False,
+    progress: bool = True,
+    desc: str = "activations",
+) -> Collected:
+    """Run ``texts`` through ``model`` and summarise the activations at ``sites``.
+
+    ``reduce``: ``tokens`` (every position but the first is a row), ``mean`` (one row per text,
+    the mean over its positions but the first) or ``last`` (the last position of each text).
+    """
+    if reduce not in REDUCE:
+        raise UsageError("argument", f"reduce must be one of {', '.join(REDUCE)}, got {reduce!r}")
+    keys = [as_site(s) for s in sites]
+    d = hidden_size(model)
+    res = Collected(keys, {k: Moments.empty(d) for k in keys})
+    stored: dict[SiteKey, list[F32]] = {k: [] for k in keys}
+    groups: list[npt.NDArray[np.int64]] = []
+    encs = [encode(tokenizer, t, max_tokens) for t in texts]
+    bar = _progress(len(encs), desc, progress)
+    try:
+        for lo in range(0, len(encs), batch_size):
+            chunk = [(i, e) for i, e in enumerate(encs[lo : lo + batch_size], start=lo) if len(e) >= 2]
+            if not chunk:
+                bar.update(min(batch_size, len(encs) - lo))
+                continue
+            batch = _pad([e for _, e in chunk])
+            acts = forward_capture(model, batch.input_ids, batch.attention_mask, keys)
+            for row, (i, e) in enumerate(chunk):
+                res.tokens += len(e) - 1
+                for k in keys:
+                    r = _reduce(acts[k][row], len(e), reduce, None).numpy()
+                    res.moments[k].update(r)
+                    if store:
+                        stored[k].append(r.astype(np.float32))
+                n_rows = len(e) - 1 if reduce == "tokens" else 1
+                res.rows += n_rows
+                if store:
+                    groups.append(np.full(n_rows, i, dtype=np.int64))
+            bar.update(len(encs[lo : lo + batch_size]))
+    finally:
+        bar.close()
+    if store and groups:
+        res.arrays = {k: np.concatenate(v) for k, v in stored.items()}
+        res.groups = np.concatenate(groups)
+    return res
+
+
+@dataclass
+class Paired:
+    """Paired activations of two models: ``x[site]`` rows pair with ``y[site]`` rows."""
+
+    x: dict[SiteKey, F32]
+    y: dict[SiteKey, F32]
+    groups: npt.NDArray[np.int64]
+    texts: int
+
+    @property
+    def n(self) -> int:
+        return int(self.groups.shape[0])
+
+
+def collect_paired(
+    model_a: Any,
+    tokenizer_a: Any,
+    sites_a: Sequence[SiteKey],
+    model_b: Any,
+    tokenizer_b: Any,
+    sites_b: Sequence[SiteKey],
+    texts: Sequence[str],
+    *,
+    mode: str = "aligned",
+    batch_size: int = 8,
+    max_tokens: int = 256,
+    max_pairs: int | None = None,
+    progress: bool = True,
+) -> Paired:
+    """Paired rows for every site of A and of B (float32, stored: choose few sites for many pairs).
+
+    Pairing as :func:`mindvec.fit.pairing.pair_texts`; ``groups`` gives each row's text index,
+    so that train/test splits never cut a text. Stops once ``max_pairs`` rows are collected.
+    """
+    ka, kb = [as_site(s) for s in sites_a], [as_site(s) for s in sites_b]
+    xs: dict[SiteKey, list[F32]] = {k: [] for k in ka}
+    ys: dict[SiteKey, list[F32]] = {k: [] for k in kb}
+    groups: list[npt.NDArray[np.int64]] = []
+    total = 0
+    n_texts = 0
+    bar = _progress(len(texts), "paired activations", progress)
+    pending: list[PairedText] = []
+
+    def flush() -> None:
+        nonlocal total
+        for model, keys, store, side in ((model_a, ka, xs, "a"), (model_b, kb, ys, "b")):
+            encs = [p.a if side == "a" else p.b for p in pending]
+            batch = _pad(encs)
+            acts = forward_capture(model, batch.input_ids, batch.attention_mask, keys)
+            for row, p in enumerate(pending):
+                pos = p.positions_a if side == "a" else p.positions_b
+                for k in keys:
+                    r = acts[k][row][pos]
+                    if mode == "chunk":
+                        r = r.mean(dim=0, keepdim=True)
+                    store[k].append(r.numpy().astype(np.float32))
+        for p in pending:
+            n_rows = 1 if mode == "chunk" else len(p.positions_a)
+            groups.append(np.full(n_rows, p.index, dtype=np.int64))
+            total += n_rows
+        pending.clear()
+
+    try:
+        for p in pair_texts(texts, tokenizer_a, tokenizer_b, mode=mode, max_tokens=max_tokens):
+            pending.append(p)
+            n_texts += 1
+            if len(pending) >= batch_size:
+                flush()
+                bar.update(batch_size)
+            if max_pairs is not None and total >= max_pairs:
+                break
+        if pending:
+            flush()
+    finally:
+        bar.close()
+    if not groups:
+        raise UsageError("argument", "no pairs found in the texts; use longer texts or mode='chunk'")
+    return Paired(
+        {k: np.concatenate(v) for k, v in xs.items()},
+        {k: np.concatenate(v) for k, v in ys.items()},
+        np.concatenate(groups),
+        n_texts,
+    )
