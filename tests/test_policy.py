@@ -1,0 +1,173 @@
+"""mindvec.policy: enforce() secure defaults, opt-ins, TOFU pins, and decide() precedence."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from factories import vector_manifest
+
+from mindvec import container, package
+from mindvec.container import SignatureEntry
+from mindvec.errors import UnverifiedError, UsageError
+from mindvec.policy import SignatureResult, decide, enforce, resolve_now
+from mindvec.signing import RotationRecord, SecretKey
+from mindvec.trust import State, TrustEntry, TrustStore
+
+UTC = timezone.utc
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def build(path: Path, *signers: SecretKey, pkg_id: str = "acme/steer", version: int = 1) -> Path:
+    manifest, tensors = vector_manifest()
+    manifest["package"].update(id=pkg_id, version=version)
+    return package.write(path, manifest, tensors, signers=signers)
+
+
+@pytest.fixture(scope="module")
+def alice() -> SecretKey:
+    return SecretKey.generate("alice")
+
+
+def store_with(key: SecretKey, **options: object) -> TrustStore:
+    return TrustStore([TrustEntry("alice", key.public_key, **options)])  # type: ignore[arg-type]
+
+
+def code_of(call: object) -> str:
+    assert callable(call)
+    with pytest.raises(UnverifiedError) as info:
+        call()
+    return info.value.code
+
+
+def test_enforce_returns_report_with_package(tmp_path: Path, alice: SecretKey) -> None:
+    report = enforce(build(tmp_path / "x.mindvec", alice), trust=store_with(alice))
+    assert report.verdict == "verified" and report.package is not None
+    assert report.package.manifest["package"]["id"] == "acme/steer"
+
+
+def test_unsigned_needs_its_own_opt_in(tmp_path: Path, alice: SecretKey) -> None:
+    path = build(tmp_path / "x.mindvec")
+    store = store_with(alice)
+    assert code_of(lambda: enforce(path, trust=store)) == "no-signature"
+    assert code_of(lambda: enforce(path, trust=store, allow_untrusted=True)) == "no-signature"
+    report = enforce(path, trust=store, allow_unsigned=True)
+    assert report.verdict == "unsigned" and report.allowed and report.package is not None
+
+
+def test_untrusted_needs_its_own_opt_in(tmp_path: Path, alice: SecretKey) -> None:
+    path = build(tmp_path / "x.mindvec", SecretKey.generate())
+    store = store_with(alice)
+    assert code_of(lambda: enforce(path, trust=store)) == "untrusted-key"
+    assert code_of(lambda: enforce(path, trust=store, allow_unsigned=True)) == "untrusted-key"
+    assert enforce(path, trust=store, allow_untrusted=True).verdict == "untrusted"
+
+
+def test_nothing_allows_bad_signature_digest_revoked_expired_scope(tmp_path: Path, alice: SecretKey) -> None:
+    both = {"allow_unsigned": True, "allow_untrusted": True}
+    path = build(tmp_path / "x.mindvec", alice)
+    manifest = container.read_raw(path).manifest_bytes
+    container.rewrite_signatures(path, [SignatureEntry("ed25519", alice.keyid, alice.sign(manifest))])
+    assert code_of(lambda: enforce(path, trust=store_with(alice), **both)) == "bad-signature"
+
+    tampered = build(tmp_path / "t.mindvec", alice)
+    data = bytearray(tampered.read_bytes())
+    data[container.read_raw(tampered).layout.sig_offset - 1] ^= 1
+    tampered.write_bytes(bytes(data))
+    assert code_of(lambda: enforce(tampered, trust=store_with(alice), **both)) == "digest-mismatch"
+
+    good = build(tmp_path / "g.mindvec", alice)
+    revoked = store_with(alice)
+    revoked.revoke(alice.public_key)
+    assert code_of(lambda: enforce(good, trust=revoked, **both)) == "revoked"
+    late = store_with(alice, valid_before=datetime(2026, 1, 1, tzinfo=UTC))
+    assert code_of(lambda: enforce(good, trust=late, now=NOW, **both)) == "expired"
+    scoped = store_with(alice, packages=("other/*",))
+    assert code_of(lambda: enforce(good, trust=scoped, **both)) == "scope"
+
+
+def test_trust_as_path_or_default(tmp_path: Path, alice: SecretKey, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = build(tmp_path / "x.mindvec", alice)
+    store_file = tmp_path / "allowed_signers"
+    store_with(alice).save(store_file)
+    assert enforce(path, trust=store_file).verdict == "verified"
+    assert enforce(path, trust=str(store_file)).verdict == "verified"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "empty-config"))
+    assert code_of(lambda: enforce(path)) == "untrusted-key"  # missing default store = empty
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    store_with(alice).save(tmp_path / "cfg" / "mindvec" / "allowed_signers")
+    assert enforce(path).verdict == "verified"
+    (tmp_path / "cfg" / "mindvec" / "allowed_signers").write_text("broken line\n")
+    with pytest.raises(UsageError) as info:
+        enforce(path)
+    assert info.value.code == "trust-store"
+
+
+def test_rollback_checked_even_when_untrusted_is_allowed(tmp_path: Path, alice: SecretKey) -> None:
+    state = State(tmp_path / "state.json")
+    enforce(build(tmp_path / "v3.mindvec", alice, version=3), trust=store_with(alice), state=state)
+    stranger = SecretKey.generate()
+    old = build(tmp_path / "v2.mindvec", stranger, version=2)
+    assert (
+        code_of(lambda: enforce(old, trust=store_with(alice), state=state, allow_untrusted=True))
+        == "rollback"
+    )
+    newer = build(tmp_path / "v5.mindvec", stranger, version=5)
+    assert enforce(newer, trust=store_with(alice), state=state, allow_untrusted=True).verdict == "untrusted"
+    seen = state.seen("acme/steer")
+    assert seen is not None and seen.version == 3  # untrusted content never moves the state
+
+
+def test_tofu_pin(tmp_path: Path) -> None:
+    publisher, attacker, successor = SecretKey.generate(), SecretKey.generate(), SecretKey.generate()
+    state = State(tmp_path / "state.json")
+    empty = TrustStore()
+    first = build(tmp_path / "v1.mindvec", publisher, version=1)
+    report = enforce(first, trust=empty, state=state, repo="acme/vec", tofu_key=publisher.public_key)
+    assert report.verdict == "verified" and report.signatures[0].principal == "tofu:acme/vec"
+    assert state.pin("acme/vec") == publisher.public_key
+    # later packages must carry the pinned key's signature, whatever key is offered
+    evil = build(tmp_path / "v2.mindvec", attacker, version=2)
+    for offered in (None, attacker.public_key):
+        assert (
+            code_of(lambda o=offered: enforce(evil, trust=empty, state=state, repo="acme/vec", tofu_key=o))
+            == "key-pin"
+        )
+    # a rotation record signed by both keys moves the pin
+    state.apply_rotation(RotationRecord.create(publisher, successor))
+    rotated = build(tmp_path / "v3.mindvec", successor, version=3)
+    assert enforce(rotated, trust=empty, state=state, repo="acme/vec").verdict == "verified"
+    # without a pin or an offered key, TOFU does nothing
+    assert code_of(lambda: enforce(rotated, trust=empty, state=state, repo="other/repo")) == "untrusted-key"
+
+
+def _result(keyid: bytes, valid: bool | None = True) -> SignatureResult:
+    return SignatureResult(keyid.hex(), None, valid, False, "valid" if valid else "unknown-key")
+
+
+def test_decide_precedence(alice: SecretKey) -> None:
+    bob = SecretKey.generate()
+    window = {"valid_before": datetime(2026, 1, 1, tzinfo=UTC)}
+    store = TrustStore(
+        [TrustEntry("alice", alice.public_key, **window), TrustEntry("bob", bob.public_key, packages=("x",))]  # type: ignore[arg-type]
+    )
+
+    def run(results: list[SignatureResult], threshold: int = 1) -> str | None:
+        error = decide(results, store, package_id="acme/steer", repo=None, now=NOW, threshold=threshold)
+        return error.code if error else None
+
+    assert run([]) == "no-signature"
+    assert run([_result(alice.keyid)]) == "expired"
+    assert run([_result(bob.keyid)]) == "scope"
+    assert run([_result(alice.keyid), _result(bob.keyid)]) == "expired"
+    assert run([_result(b"\x01" * 16, None)]) == "untrusted-key"
+    fine = TrustStore([TrustEntry("alice", alice.public_key)])
+    assert decide([_result(alice.keyid)], fine, package_id="a", repo=None, now=NOW, threshold=2) is not None
+    assert decide([_result(alice.keyid)], fine, package_id="a", repo=None, now=NOW, threshold=1) is None
+
+
+def test_resolve_now() -> None:
+    assert resolve_now("2026-06-01T00:00:00Z") == NOW
+    assert resolve_now(datetime(2026, 6, 1)) == NOW
+    assert resolve_now(None).tzinfo is not None
