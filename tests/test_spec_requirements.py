@@ -1,0 +1,240 @@
+"""The spec and the code agree: requirement ids, error codes, constants, tables, example.
+
+(a) every numbered requirement of spec/mindvec-1.0.md is cited by some test under tests/;
+(b) the spec's error-code table is exactly ``mindvec.errors.CODES`` (code and class);
+(c) the layout constants in the spec are those of ``mindvec.container``;
+(d) the worked example's hex dump is what spec/tools/make_example.py produces now;
+(e) the normative architecture tables are exactly the loader's tables.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = ROOT / "spec" / "mindvec-1.0.md"
+TESTS = ROOT / "tests"
+
+# Built from parts so that this file's own source holds no citation-shaped text.
+_ID = r"R-(\d+)"
+DEFINITION = re.compile(r"\[" + _ID + r"\]")
+KEYWORD = re.compile(r"\b(MUST|SHALL|REQUIRED)\b")
+
+
+def spec_text() -> str:
+    return SPEC.read_text(encoding="utf-8")
+
+
+def section(text: str, heading: str) -> str:
+    """The body of the section whose heading line starts with ``heading``."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(heading))
+    level = len(heading) - len(heading.lstrip("#"))
+    body: list[str] = []
+    for line in lines[start + 1 :]:
+        if line.startswith("#") and len(line) - len(line.lstrip("#")) <= level:
+            break
+        body.append(line)
+    return "\n".join(body)
+
+
+def table_rows(text: str) -> list[list[str]]:
+    """Cells of each markdown table row, header and separator rows dropped."""
+    rows = []
+    for line in text.splitlines():
+        if not line.startswith("|") or set(line) <= set("|-: "):
+            continue
+        rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+    return [row for row in rows if row]
+
+
+def spec_ids() -> list[int]:
+    return [int(n) for n in DEFINITION.findall(spec_text())]
+
+
+def cited_ids() -> dict[int, set[str]]:
+    cited: dict[int, set[str]] = {}
+    for path in sorted(TESTS.rglob("*.py")):
+        for n in DEFINITION.findall(path.read_text(encoding="utf-8")):
+            cited.setdefault(int(n), set()).add(str(path.relative_to(ROOT)))
+    return cited
+
+
+def load_make_example() -> ModuleType:
+    path = ROOT / "spec" / "tools" / "make_example.py"
+    spec = importlib.util.spec_from_file_location("mindvec_spec_make_example", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# ---------------------------------------------------------------- (a) requirement ids
+
+
+def test_ids_unique_and_consecutive() -> None:
+    ids = spec_ids()
+    assert ids, "the spec defines no requirement ids"
+    assert len(ids) == len(set(ids)), f"ids defined twice: {sorted({i for i in ids if ids.count(i) > 1})}"
+    assert ids == list(range(1, len(ids) + 1)), "ids must be 1..N in order of appearance"
+
+
+def test_every_keyword_carries_an_id() -> None:
+    """Every MUST / MUST NOT / SHALL / REQUIRED outside the conventions section has an id."""
+    text = spec_text()
+    body = text[text.index("## 1. Overview") :]
+    missing = [
+        line[:100]
+        for line in body.splitlines()
+        if KEYWORD.search(line) and not DEFINITION.search(line)
+    ]
+    assert not missing, "requirement keywords without an id:\n" + "\n".join(missing)
+
+
+def test_references_in_spec_name_defined_ids() -> None:
+    text = spec_text()
+    defined = set(spec_ids())
+    referenced = {int(n) for n in re.findall(r"(?<!\[)\b" + _ID + r"\b(?!\])", text)}
+    assert referenced <= defined, f"the spec refers to undefined ids {sorted(referenced - defined)}"
+
+
+def test_citations_name_defined_ids() -> None:
+    defined = set(spec_ids())
+    unknown = {n: files for n, files in cited_ids().items() if n not in defined}
+    assert not unknown, f"tests cite ids the spec does not define: {unknown}"
+
+
+def test_every_requirement_is_cited_by_a_test() -> None:
+    cited = cited_ids()
+    text = spec_text()
+    uncovered = []
+    for n in spec_ids():
+        if n not in cited:
+            line = next(ln for ln in text.splitlines() if f"[R-{n}]" in ln)
+            uncovered.append(f"R-{n}: {line.strip()[:110]}")
+    assert not uncovered, f"{len(uncovered)} requirement(s) no test cites:\n" + "\n".join(uncovered)
+
+
+# ---------------------------------------------------------------- (b) error codes
+
+
+def test_error_table_equals_codes() -> None:
+    """[R-82] the codes and classes are exactly those of mindvec.errors.CODES."""
+    from mindvec.errors import CODES
+
+    rows = table_rows(section(spec_text(), "## 14. Error codes"))
+    assert rows[0] == ["code", "class", "meaning"]
+    table = {row[0].strip("`"): row[1] for row in rows[1:]}
+    assert len(table) == len(rows) - 1, "a code appears twice in the spec's table"
+    assert table == {code: klass.value for code, (klass, _) in CODES.items()}
+
+
+def test_error_table_is_grouped_by_class() -> None:
+    rows = table_rows(section(spec_text(), "## 14. Error codes"))[1:]
+    classes = [row[1] for row in rows]
+    order = ["malformed", "invalid", "unverified", "usage"]
+    assert classes == sorted(classes, key=order.index), "codes must be grouped malformed/invalid/unverified/usage"
+
+
+# ---------------------------------------------------------------- (c) layout constants
+
+
+def _spec_value(cell: str) -> bytes | int:
+    cell = cell.strip("`").replace(",", "")
+    if " " in cell:
+        return bytes.fromhex(cell)
+    return int(cell)
+
+
+def test_layout_constants_match_container() -> None:
+    from mindvec import container
+
+    rows = table_rows(section(spec_text(), "### 2.1 Constants"))
+    constants = {row[0].strip("`"): _spec_value(row[1]) for row in rows[1:]}
+    assert set(constants) >= {"MAGIC", "TRAILER_MAGIC", "MAX_MANIFEST", "MAX_PAYLOAD", "KEYID_LEN"}
+    for name, value in constants.items():
+        assert getattr(container, name) == value, f"{name}: spec {value!r}, container {getattr(container, name)!r}"
+
+
+def test_layout_table_matches_constants() -> None:
+    from mindvec import container
+
+    rows = table_rows(section(spec_text(), "## 2. File layout"))[1:]
+    fields = {row[2].strip("`"): row for row in rows if len(row) == 4}
+    assert bytes.fromhex(fields["magic"][3].split("(")[0].strip("` ")) == container.MAGIC
+    assert bytes.fromhex(fields["end_magic"][3].split("(")[0].strip("` ")) == container.TRAILER_MAGIC
+    assert fields["manifest_len"][3] == f"u64, 1 ≤ manifest_len ≤ {container.MAX_MANIFEST}"
+    assert fields["sig_len"][3] == f"u64, 1 ≤ sig_len ≤ {container.MAX_SIG_BLOCK}"
+    assert container.MIN_PAYLOAD == 16 and container.MAX_PAYLOAD == 2**48
+    assert [row[0] for row in rows[:6]] == ["0", "8", "10", "12", "16", "24"]
+
+
+# ---------------------------------------------------------------- (d) worked example
+
+
+def test_worked_example_matches_the_writer() -> None:
+    text = spec_text()
+    begin, end = "<!-- example:begin -->\n", "<!-- example:end -->"
+    in_spec = text[text.index(begin) + len(begin) : text.index(end)]
+    tool = load_make_example()
+    assert in_spec == tool.render(tool.example_bytes()), (
+        "the worked example is stale: run `python spec/tools/make_example.py` and paste its output"
+    )
+
+
+def test_worked_example_reads_back(tmp_path: Path) -> None:
+    import mindvec
+
+    tool = load_make_example()
+    path = tmp_path / "example.mindvec"
+    tool.build(path)
+    package = mindvec.open(path)
+    package.check_integrity()
+    assert package.tensor("t").tolist() == [1.0, -2.0]
+    assert [e.keyid.hex() for e in package.signatures] == ["43280d09cc0c43c5bd40048e4ed4495b"]
+
+
+# ---------------------------------------------------------------- (e) architecture tables
+
+
+def test_stack_table_matches_loader() -> None:
+    from mindvec.loader.stacks import STACK_TABLE
+
+    rows = table_rows(section(spec_text(), "#### 8.2.1 Stacks"))[1:]
+    in_spec: dict[str, dict[str, str]] = {}
+    for types, decoder, encoder in rows:
+        for model_type in re.findall(r"`([^`]+)`", types):
+            entry = {"decoder": decoder.strip("`")}
+            if encoder != "—":
+                entry["encoder"] = encoder.strip("`")
+            in_spec[model_type] = entry
+    assert in_spec == STACK_TABLE
+
+
+def test_term_table_matches_loader() -> None:
+    from mindvec.loader.sites import BLOCK_TERMS, Term
+
+    def cell(value: str) -> Term | None:
+        if value == "—":
+            return None
+        module = re.match(r"`([^`]+)`", value)
+        multiplier = re.search(r"× `([^`]+)`", value)
+        assert module is not None
+        extra = {"flat": True} if "(flat)" in value else {}
+        return Term(module.group(1), multiplier.group(1) if multiplier else None, "(copy)" in value, **extra)
+
+    rows = table_rows(section(spec_text(), "#### 8.2.2 Residual terms"))[1:]
+    in_spec = {row[0].strip("`"): tuple(cell(c) for c in row[1:4]) for row in rows}
+    in_code = {name: (t.attn_out, t.mlp_out, t.cross_attn_out) for name, t in BLOCK_TERMS.items()}
+    assert in_spec == in_code
+
+
+@pytest.mark.parametrize("point", ["resid_pre", "resid_post"])
+def test_resid_points_listed(point: str) -> None:
+    rows = table_rows(section(spec_text(), "### 8.2 Architecture table"))
+    assert any(point in row[0] for row in rows)
