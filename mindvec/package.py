@@ -321,11 +321,39 @@ def _full_manifest(manifest: Mapping[str, Any], payload: bytes, header: Header) 
     return full
 
 
+def check_orthogonal(name: str, weight: np.ndarray[Any, Any], dtype: str) -> None:
+    """``value`` unless ``weight`` is semi-orthogonal within the spec's per-dtype tolerance."""
+    w = weight.astype(np.float64)
+    gram = w @ w.T if w.shape[0] <= w.shape[1] else w.T @ w
+    tolerance = 1e-3 if dtype in ("F32", "F64") else 1e-2
+    error = float(np.max(np.abs(gram - np.eye(gram.shape[0])))) if gram.size else 0.0
+    if error > tolerance:
+        raise InvalidError(
+            "value", f"orthogonal mapping weight {name!r} is not semi-orthogonal (max error {error:.3g})"
+        )
+
+
+def _check_cca(mapping: mf.MappingSpec) -> None:
+    if mapping.fit.get("method") == "cca" and (
+        mapping.form != "affine" or set(mapping.tensors) != {"weight", "source_mean", "target_mean"}
+    ):
+        raise InvalidError(
+            "schema",
+            f"cca mapping {mapping.name!r} must be stored as affine with weight, source_mean, target_mean",
+        )
+
+
 def _check_written_values(full: Mapping[str, Any], data: Mapping[str, TensorData]) -> None:
+    """What the reader checks per tensor on access, plus the writer-only mapping rules."""
     vector_tensors = {e.tensor for v in mf.vectors(full) for e in v.sites}
-    for name, tensor in data.items():
-        values = as_float32(tensor.to_numpy(), tensor.dtype)
+    arrays = {name: as_float32(t.to_numpy(), t.dtype) for name, t in data.items()}
+    for name, values in arrays.items():
         check_values(name, values, vector=name in vector_tensors)
+    for mapping in mf.mappings(full):
+        _check_cca(mapping)
+        if mapping.form == "orthogonal":
+            weight = mapping.tensors["weight"]
+            check_orthogonal(weight, arrays[weight], data[weight].dtype)
 
 
 def encode_package(

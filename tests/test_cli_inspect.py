@@ -1,0 +1,82 @@
+"""``mindvec inspect``: readable summary, JSON form, escaped signed strings, typed errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import mindvec
+from mindvec.cli import main
+from mindvec.container import SignatureEntry
+from tests import factories
+
+
+class _FakeSigner:
+    """Signs nothing real: inspect never verifies, it only shows entries as unverified."""
+
+    def __init__(self, keyid: bytes) -> None:
+        self.keyid = keyid
+
+    def sign_manifest(self, manifest_bytes: bytes) -> SignatureEntry:
+        return SignatureEntry("ed25519", self.keyid, bytes(64))
+
+
+def test_inspect_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = factories.small_package(tmp_path, signers=[_FakeSigner(b"\x02" * 16), _FakeSigner(b"\x01" * 16)])
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    for expected in (
+        "test/minimal",
+        "decoder.1.resid_post",
+        "operation add",
+        "scale 4",
+        "norm ",
+        "form affine",
+        "weight F32 [4, 6]",
+        "held-out centered_cosine=0.8",
+        "baseline shuffled",
+        "linear_cka 0.9",
+        "creator tests",
+        "unverified",
+        "01" * 16,
+    ):
+        assert expected in out, expected
+
+
+def test_inspect_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = factories.small_package(tmp_path, signers=[_FakeSigner(b"\xab" * 16)])
+    assert main(["inspect", "--json", str(path)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["identity"] == mindvec.open(path).identity.hex()
+    assert data["signatures"] == [{"alg": "ed25519", "keyid": "ab" * 16, "status": "unverified"}]
+    assert data["mappings"][0]["tensors"]["weight"]["shape"] == [4, 6]
+    assert data["mappings"][0]["fit"]["dataset"]["sha256"] == "00" * 32
+    assert data["vectors"][0]["sites"][0]["norm"] > 0
+
+
+def test_inspect_escapes_control_characters(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """ANSI escapes and bidi overrides in signed strings are shown escaped. [R-76]"""
+    manifest, tensors = factories.full_manifest()
+    manifest["package"]["description"] = "safe\x1b[2J\x1b[31mred\u202eevil\u0085"
+    path = mindvec.write(tmp_path / "evil.mindvec", manifest, tensors)
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\u202e" not in out and "\u0085" not in out
+    assert "\\x1b[2J" in out and "\\u202e" in out
+    assert main(["inspect", "--json", str(path)]) == 0
+    raw = capsys.readouterr().out
+    assert "\x1b" not in raw and "\u202e" not in raw
+    assert json.loads(raw)["package"]["description"] == manifest["package"]["description"]
+
+
+def test_inspect_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A bad file gives error[code] on stderr and a non-zero exit, no traceback."""
+    bad = tmp_path / "bad.mindvec"
+    bad.write_bytes(b"not a package at all")
+    assert main(["inspect", str(bad)]) != 0
+    err = capsys.readouterr().err
+    assert err.startswith("error[magic]: ") and "Traceback" not in err
+    assert main(["inspect", str(tmp_path / "missing.mindvec")]) != 0
+    assert capsys.readouterr().err.startswith("error[io]: ")
