@@ -89,9 +89,7 @@ def test_every_keyword_carries_an_id() -> None:
     text = spec_text()
     body = text[text.index("## 1. Overview") :]
     missing = [
-        line[:100]
-        for line in body.splitlines()
-        if KEYWORD.search(line) and not DEFINITION.search(line)
+        line[:100] for line in body.splitlines() if KEYWORD.search(line) and not DEFINITION.search(line)
     ]
     assert not missing, "requirement keywords without an id:\n" + "\n".join(missing)
 
@@ -138,7 +136,9 @@ def test_error_table_is_grouped_by_class() -> None:
     rows = table_rows(section(spec_text(), "## 14. Error codes"))[1:]
     classes = [row[1] for row in rows]
     order = ["malformed", "invalid", "unverified", "usage"]
-    assert classes == sorted(classes, key=order.index), "codes must be grouped malformed/invalid/unverified/usage"
+    assert classes == sorted(classes, key=order.index), (
+        "codes must be grouped malformed/invalid/unverified/usage"
+    )
 
 
 # ---------------------------------------------------------------- (c) layout constants
@@ -158,7 +158,9 @@ def test_layout_constants_match_container() -> None:
     constants = {row[0].strip("`"): _spec_value(row[1]) for row in rows[1:]}
     assert set(constants) >= {"MAGIC", "TRAILER_MAGIC", "MAX_MANIFEST", "MAX_PAYLOAD", "KEYID_LEN"}
     for name, value in constants.items():
-        assert getattr(container, name) == value, f"{name}: spec {value!r}, container {getattr(container, name)!r}"
+        assert getattr(container, name) == value, (
+            f"{name}: spec {value!r}, container {getattr(container, name)!r}"
+        )
 
 
 def test_layout_table_matches_constants() -> None:

@@ -37,15 +37,34 @@ class SpecSigner:
 
     def sign_manifest(self, manifest_bytes: bytes) -> SignatureEntry:
         pae = b" ".join(
-            [b"MINDVECv1", str(len(PAYLOAD_TYPE)).encode(), PAYLOAD_TYPE, str(len(manifest_bytes)).encode(), manifest_bytes]
+            [
+                b"MINDVECv1",
+                str(len(PAYLOAD_TYPE)).encode(),
+                PAYLOAD_TYPE,
+                str(len(manifest_bytes)).encode(),
+                manifest_bytes,
+            ]
         )
         return SignatureEntry("ed25519", self.keyid, bytes(self._key.sign(pae).signature))
 
 
 def example_manifest() -> dict[str, Any]:
     return {
-        "package": {"id": "ex/tiny", "version": 1, "name": "tiny", "description": "d", "intended_effect": "e"},
-        "models": {"m": {"model_type": "llama", "hidden_size": 2, "num_layers": 1, "source": {"kind": "local", "note": "n"}}},
+        "package": {
+            "id": "ex/tiny",
+            "version": 1,
+            "name": "tiny",
+            "description": "d",
+            "intended_effect": "e",
+        },
+        "models": {
+            "m": {
+                "model_type": "llama",
+                "hidden_size": 2,
+                "num_layers": 1,
+                "source": {"kind": "local", "note": "n"},
+            }
+        },
         "vectors": [
             {
                 "name": "v",
@@ -64,7 +83,12 @@ def example_manifest() -> dict[str, Any]:
                 "method": {"kind": "manual"},
             }
         ],
-        "provenance": {"creator": "spec", "created": "2026-01-01T00:00:00Z", "tool": {"name": "mindvec", "version": "1.0"}, "license": "CC0-1.0"},
+        "provenance": {
+            "creator": "spec",
+            "created": "2026-01-01T00:00:00Z",
+            "tool": {"name": "mindvec", "version": "1.0"},
+            "license": "CC0-1.0",
+        },
     }
 
 
@@ -115,7 +139,11 @@ def render(data: bytes) -> str:
     manifest_len = int.from_bytes(data[16:24], "little")
     identity = hashlib.sha256(data[32 : 32 + manifest_len]).hexdigest()
     return (
-        "```\n" + hexdump(data) + "\n```\n\n" + regions(data) + "\n\n"
+        "```\n"
+        + hexdump(data)
+        + "\n```\n\n"
+        + regions(data)
+        + "\n\n"
         + f"Identity (sha256 of the {manifest_len} manifest bytes): `{identity}`\n"
     )
 
