@@ -121,7 +121,7 @@ def decide(
         return UnverifiedError(
             "no-signature",
             "the package carries no signature; sign it with 'mindvec sign', or opt in with "
-            "allow_unsigned=True (--allow-unsigned) if you accept unsigned content",
+            "allow_unsigned=True if you accept unsigned content",
         )
     trusted: set[str] = set()
     for result in results:
@@ -170,7 +170,7 @@ def decide(
     return UnverifiedError(
         "untrusted-key",
         "no signature comes from a key in the trust store; if you trust the signer, add their key "
-        "with 'mindvec trust add', or opt in with allow_untrusted=True (--allow-untrusted)",
+        "with 'mindvec trust add', or opt in with allow_untrusted=True",
     )
 
 
