@@ -446,9 +446,16 @@ class _Handler(BaseHTTPRequestHandler):
             raise _Error(400, "BadRequest", "name is required")
         repo_id = f"{organization}/{name}"
         with self.hub._lock:
-            if repo_id in self.hub.repos:
-                raise _Error(409, "Conflict", "You already created this model repo")
+            exists = repo_id in self.hub.repos
             self.hub.create_repo(repo_id)
+        if exists:  # like the Hub: 409, with the repo's url (create_repo(exist_ok=True) reads it)
+            body = {"error": "You already created this model repo", "url": f"{self.hub.endpoint}/{repo_id}"}
+            self._send(
+                409,
+                json.dumps(body).encode(),
+                {"Content-Type": "application/json", "X-Error-Code": "Conflict"},
+            )
+            return
         self._json(200, {"url": f"{self.hub.endpoint}/{repo_id}", "name": repo_id, "id": repo_id})
 
     def _validate_yaml(self) -> None:
