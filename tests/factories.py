@@ -8,12 +8,16 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
+import struct
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mindvec import package
+from mindvec import canonical, container, package
+from mindvec import payload as payload_mod
 
 ZERO_SHA = bytes(32)
 CREATED = "2026-01-01T00:00:00Z"
@@ -171,3 +175,73 @@ def tiny_package(tmp_path: Path, name: str = "tiny.mindvec") -> Path:
 
 def clone(obj: Any) -> Any:
     return copy.deepcopy(obj)
+
+
+# ---------------------------------------------------------------- crafting invalid files
+# The writer refuses anything the reader rejects, so tests that need a bad file build
+# the bytes here, with the same pieces the writer uses but without its checks.
+
+
+def pad_header(header: bytes | str) -> bytes:
+    """A safetensors header padded with spaces to N = 56 (mod 64), with its u64 prefix."""
+    raw = header.encode() if isinstance(header, str) else header
+    size = (len(raw) + 8 + 63) // 64 * 64 - 8
+    return struct.pack("<Q", size) + raw + b" " * (size - len(raw))
+
+
+def raw_payload(header: Any, data: bytes = b"") -> bytes:
+    """A payload from a header (dict -> compact JSON, or exact text/bytes) and data bytes."""
+    text = json.dumps(header, separators=(",", ":")) if isinstance(header, dict) else header
+    return pad_header(text) + data
+
+
+def fill_payload(manifest: dict[str, Any], payload: bytes) -> dict[str, Any]:
+    """Add format and payload digests computed from raw payload bytes (no parsing checks)."""
+    (size,) = struct.unpack_from("<Q", payload)
+    header_bytes = payload[8 : 8 + size]
+    full = clone(manifest)
+    full.setdefault("format", "1.0")
+    digests: dict[str, bytes] = {}
+    try:
+        header = json.loads(header_bytes)
+        data = payload[8 + size :]
+        for name, entry in header.items():
+            if isinstance(entry, dict) and "data_offsets" in entry:
+                begin, end = entry["data_offsets"]
+                digests[name] = hashlib.sha256(data[begin:end]).digest()
+    except (ValueError, TypeError, AttributeError):
+        pass
+    full["payload"] = {"header_sha256": hashlib.sha256(header_bytes).digest(), "tensors": digests}
+    return full
+
+
+def assemble(
+    manifest_bytes: bytes,
+    payload: bytes,
+    signature_block: bytes = b"\x90",
+    *,
+    version: tuple[int, int] = (1, 0),
+) -> bytes:
+    """A whole file from its sections, exactly as given."""
+    chunks = container.container_chunks(manifest_bytes, payload, signature_block)
+    chunks[0] = container.encode_preamble(len(manifest_bytes), len(payload), version)
+    return b"".join(chunks)
+
+
+def unchecked_package(
+    manifest: dict[str, Any], tensors: dict[str, Any], *, version: tuple[int, int] = (1, 0)
+) -> bytes:
+    """The bytes the writer would produce, without any validation (for invalid content)."""
+    data = {name: payload_mod.to_tensor_data(value) for name, value in tensors.items()}
+    payload = payload_mod.build_payload(data)
+    full = clone(manifest)
+    full.setdefault("format", f"{version[0]}.{version[1]}")
+    if "payload" not in full:
+        full = fill_payload(full, payload)
+    return assemble(canonical.encode(full), payload, version=version)
+
+
+def write_bytes(tmp_path: Path, data: bytes, name: str = "crafted.mindvec") -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path

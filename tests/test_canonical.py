@@ -1,0 +1,150 @@
+"""Canonical msgpack profile: one encoding per value, strict decoding with typed errors."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mindvec import canonical
+from mindvec.errors import MalformedError
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=40)
+    | st.binary(max_size=40)
+)
+values = st.recursive(
+    scalars,
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5)
+    ),
+    max_leaves=30,
+)
+
+
+def _code(data: bytes) -> str:
+    with pytest.raises(MalformedError) as info:
+        canonical.decode(data)
+    return info.value.code
+
+
+@settings(max_examples=150, deadline=None)
+@given(values)
+def test_round_trip_and_single_encoding(value: Any) -> None:
+    """Encoding is canonical, decoding inverts it, and re-encoding is identical. [R-14] [R-22]"""
+    data = canonical.encode(value)
+    decoded = canonical.decode(data)
+    assert canonical.encode(decoded) == data
+    assert decoded == value
+
+
+def test_keys_sorted_by_utf8_bytes_regardless_of_insertion_order() -> None:
+    """Map keys are sorted bytewise by UTF-8, shorter first on a common prefix. [R-14]"""
+    first = canonical.encode({"z": 1, "é": 2, "a": 3, "aa": 4, "": 5})
+    second = canonical.encode({"aa": 4, "": 5, "é": 2, "a": 3, "z": 1})
+    assert first == second
+    assert list(msgpack.unpackb(first)) == ["", "a", "aa", "z", "é"]
+
+
+def test_shortest_integer_and_float64() -> None:
+    """Integers use the shortest form; floats are always float64. [R-14]"""
+    assert canonical.encode(1) == b"\x01"
+    assert canonical.encode(-1) == b"\xff"
+    assert canonical.encode(200) == b"\xcc\xc8"
+    assert canonical.encode(-200) == b"\xd1\xff\x38"
+    assert canonical.encode(1.5) == b"\xcb" + struct.pack(">d", 1.5)
+    assert canonical.encode(b"ab") == b"\xc4\x02ab"
+    assert canonical.encode(True) == b"\xc3"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\xcc\x01",  # uint8 for a fixint
+        b"\xd0\x01",  # int8 for a positive fixint
+        b"\xcd\x00\x10",  # uint16 for a uint8 value
+        b"\xca\x3f\xc0\x00\x00",  # float32
+        b"\xd9\x01a",  # str8 for a fixstr
+        b"\xc5\x00\x01a",  # bin16 for a bin8
+        b"\xdc\x00\x00",  # array16 for an empty fixarray
+        b"\x82\xa1b\x01\xa1a\x02",  # keys out of order
+    ],
+)
+def test_non_canonical_rejected(data: bytes) -> None:
+    """A valid but non-canonical encoding is rejected. [R-22]"""
+    assert _code(data) == "non-canonical"
+
+
+def test_duplicate_key() -> None:
+    """Duplicate keys are caught while decoding, before one overwrites the other. [R-16]"""
+    assert _code(b"\x82\xa1a\x01\xa1a\x01") == "duplicate-key"
+    assert _code(b"\x91\x82\xa1a\x01\xa1a\x02") == "duplicate-key"
+
+
+@pytest.mark.parametrize("data", [b"\x81\x01\x02", b"\x81\xc4\x01a\x01", b"\x81\xc0\x01", b"\x81\x90\x01"])
+def test_non_string_keys(data: bytes) -> None:
+    """Only string keys are allowed. [R-15]"""
+    assert _code(data) == "msgpack"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"\xd4\x05\x00", b"\xd6\xff\x00\x00\x00\x01", b"\xd7\xff" + bytes(8), b"\xc7\x00\x01"],
+)
+def test_ext_types_rejected(data: bytes) -> None:
+    """Ext types, the timestamp ext -1 included, are rejected. [R-17]"""
+    assert _code(data) == "msgpack"
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_floats(value: float) -> None:
+    """NaN and infinities are rejected when decoding and refused when encoding. [R-18]"""
+    assert _code(b"\xcb" + struct.pack(">d", value)) == "msgpack"
+    with pytest.raises(MalformedError):
+        canonical.encode({"x": value})
+
+
+def test_invalid_utf8() -> None:
+    """Strings must be valid UTF-8, in values and in keys. [R-19]"""
+    assert _code(b"\xa1\xff") == "msgpack"
+    assert _code(b"\x81\xa2\xc3\x28\x01") == "msgpack"
+    with pytest.raises(MalformedError):
+        canonical.encode("\ud800")
+
+
+def test_depth_limit() -> None:
+    """32 levels of nesting are allowed, 33 are not, also for very deep input. [R-20]"""
+    assert canonical.decode(b"\x91" * 31 + b"\x90") is not None
+    assert _code(b"\x91" * 32 + b"\x90") == "depth"
+    assert _code(b"\x91" * 5000 + b"\x90") == "depth"
+    nested: Any = []
+    for _ in range(32):
+        nested = [nested]
+    with pytest.raises(MalformedError) as info:
+        canonical.encode(nested)
+    assert info.value.code == "depth"
+
+
+@pytest.mark.parametrize(
+    "data", [b"", b"\x92\x01", b"\xa5abc", b"\x01\x02", b"\xc1", b"\xdd\xff\xff\xff\xff"]
+)
+def test_truncated_trailing_and_invalid(data: bytes) -> None:
+    """The object must occupy its bytes exactly; huge declared lengths fail without allocating. [R-21]"""
+    assert _code(data) == "msgpack"
+
+
+def test_encode_rejects_unsupported_types() -> None:
+    with pytest.raises(MalformedError):
+        canonical.encode({1: "x"})
+    with pytest.raises(MalformedError):
+        canonical.encode({"x": object()})
+    with pytest.raises(MalformedError):
+        canonical.encode(2**64)
