@@ -225,3 +225,68 @@ def input_ids(batch: int = 2, seq: int = 6, *, seed: int = 0) -> Any:
 
     gen = torch.Generator().manual_seed(seed)
     return torch.randint(3, VOCAB, (batch, seq), generator=gen)
+
+
+def vector_package(
+    path: Any,
+    model: Any,
+    *,
+    layers: tuple[int, ...] = (1,),
+    point: str = "resid_post",
+    stack: str = "decoder",
+    operation: str = "add",
+    scale: float = 2.0,
+    positions: str | int = "all",
+    seed: int = 0,
+    name: str = "v",
+    values: Any = None,
+) -> Any:
+    """Write an unsigned package with one random vector for ``model`` at ``layers``."""
+    import numpy as np
+
+    from mindvec.loader.binding import model_ref
+    from mindvec.package import write
+
+    hidden = int(model.config.get_text_config().hidden_size)
+    rng = np.random.default_rng(seed)
+    ref = model_ref(model, source={"kind": "local", "note": "tiny random test model"})
+    manifest: dict[str, Any] = {
+        "package": {
+            "id": f"tests/{name}",
+            "version": 1,
+            "name": name,
+            "description": "random test vector",
+            "intended_effect": "none; tests",
+        },
+        "models": {"m": ref},
+        "vectors": [
+            {
+                "name": name,
+                "model": "m",
+                "operation": operation,
+                "scale": scale,
+                "scale_range": [0.0, 2 * abs(scale) + 1],
+                "positions": positions,
+                "sites": [
+                    {
+                        "site": {"stack": stack, "layer": layer, "point": point},
+                        "tensor": f"{name}.{layer}",
+                        "calibration": {"mean_norm": 10.0, "tokens": 100},
+                    }
+                    for layer in layers
+                ],
+                "method": {"kind": "random"},
+            }
+        ],
+        "provenance": {
+            "creator": "tests",
+            "created": "2026-01-01T00:00:00Z",
+            "tool": {"name": "mindvec", "version": "0.1.0"},
+            "license": "Apache-2.0",
+        },
+    }
+    tensors = {
+        f"{name}.{layer}": (values if values is not None else rng.standard_normal(hidden)).astype(np.float32)
+        for layer in layers
+    }
+    return write(path, manifest, tensors)

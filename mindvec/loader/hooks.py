@@ -1,0 +1,225 @@
+"""Steering operations and token-position selection.
+
+Operations (spec equations), for a hidden state ``h`` at a site, vector ``v``, unit
+``v̂ = v/|v|`` and scale ``s``:
+
+- ``add``:         ``h + s·v``
+- ``project_out``: ``h - (h·v̂) v̂``
+- ``clamp``:       ``h + (s - h·v̂) v̂``
+
+``add`` runs in the model's dtype with ``s·v`` cast once (when installed or when the scale
+changes); ``project_out`` and ``clamp`` compute the projection in float32 and cast back.
+
+Positions: ``all``, ``prompt``, ``generated``, ``last_prompt``, or an int ``k`` (steer
+tokens whose index counted from the sequence's first real token is ``>= k``, prompt and
+generated alike). Padding (attention mask 0) is never steered. The *prompt* is what the
+first forward call of a generation holds; under the KV cache later calls add generated
+tokens, and without the cache (``use_cache=False``) a call whose ``input_ids`` extend the
+previous prompt is recognised as the same generation. A ``ContextRecorder`` hooks the top
+model (and the encoder of an encoder-decoder) to learn, for each forward step, the
+attention mask, the number of cached positions and the prompt length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mindvec.errors import UsageError
+
+NAMED_POSITIONS = ("all", "prompt", "generated", "last_prompt")
+OPERATIONS = ("add", "project_out", "clamp")
+Positions = str | int
+
+
+def check_positions(positions: Any) -> Positions:
+    if isinstance(positions, bool) or not isinstance(positions, (str, int)):
+        raise UsageError("argument", f"positions must be one of {NAMED_POSITIONS} or an int >= 0")
+    if isinstance(positions, str) and positions not in NAMED_POSITIONS:
+        raise UsageError(
+            "argument", f"unknown positions {positions!r}; use one of {NAMED_POSITIONS} or an int"
+        )
+    if isinstance(positions, int) and positions < 0:
+        raise UsageError("argument", "a start index counts from the first real token and must be >= 0")
+    return positions
+
+
+@dataclass
+class StepContext:
+    """What one forward call of the model looks like to a site hook."""
+
+    mask: Any  # [batch, past+seq] attention mask (1 = real token), or None = all real
+    past: int  # positions already in the KV cache
+    prompt_len: int  # padded length of this generation's prompt
+    cache: dict[Any, Any] = field(default_factory=dict)
+
+    def selection(self, positions: Positions, hidden: Any) -> Any:
+        """Bool tensor [batch, seq, 1] of positions to steer, or None for every position."""
+        batch, seq = int(hidden.shape[0]), int(hidden.shape[1])
+        key = (positions, batch, seq, hidden.device)
+        if key not in self.cache:
+            self.cache[key] = self._select(positions, batch, seq, hidden.device)
+        return self.cache[key]
+
+    def _real(self, batch: int, seq: int, device: Any) -> Any:
+        import torch
+
+        mask = self.mask
+        if mask is None or mask.shape[0] != batch or mask.shape[1] < self.past + seq:
+            return None
+        return mask.to(device=device, dtype=torch.bool)
+
+    def _select(self, positions: Positions, batch: int, seq: int, device: Any) -> Any:
+        import torch
+
+        full = self._real(batch, seq, device)  # [batch, past+seq] or None
+        stop = self.past + seq
+        real = None if full is None else full[:, self.past : stop]
+        if real is not None and bool(real.all()):
+            real = None
+        pos = torch.arange(self.past, stop, device=device).unsqueeze(0)  # [1, seq]
+        if positions == "all":
+            sel = real
+        elif positions in ("prompt", "generated"):
+            in_prompt = pos < self.prompt_len
+            part = in_prompt if positions == "prompt" else ~in_prompt
+            sel = part.expand(batch, seq) if real is None else part & real
+        elif positions == "last_prompt":
+            if full is None:
+                last = torch.full((batch, 1), self.prompt_len - 1, device=device)
+            else:
+                prompt = full[:, : self.prompt_len].to(torch.int64)
+                idx = torch.arange(prompt.shape[1], device=device)
+                last = torch.where(prompt.bool(), idx, -1).max(dim=1, keepdim=True).values
+            sel = pos == last
+        else:
+            assert isinstance(positions, int)
+            if full is None:
+                rank = pos.expand(batch, seq)
+            else:
+                rank = full.to(torch.int64).cumsum(dim=1)[:, self.past : stop] - 1
+            sel = rank >= positions if real is None else (rank >= positions) & real
+        return None if sel is None else sel.unsqueeze(-1)
+
+
+def _past_length(kwargs: dict[str, Any], seq: int) -> int:
+    cache_position = kwargs.get("cache_position")
+    if cache_position is not None and cache_position.numel() > 0:
+        return int(cache_position.reshape(-1)[0])
+    cache = kwargs.get("past_key_values")
+    if cache is None:
+        cache = kwargs.get("cache")  # transformers 5 name
+    if cache is not None and hasattr(cache, "get_seq_length"):
+        return int(cache.get_seq_length())
+    return 0
+
+
+class ContextRecorder:
+    """Records the StepContext of each forward call of one module (top model or encoder)."""
+
+    def __init__(self, module: Any, *, decoder_of_seq2seq: bool = False, encoder: bool = False) -> None:
+        self.module = module
+        self.decoder_of_seq2seq = decoder_of_seq2seq
+        self.encoder = encoder
+        self.current: StepContext | None = None
+        self._prompt_ids: Any = None
+        self._prompt_len = 0
+        self._handles = [
+            module.register_forward_pre_hook(self._pre, with_kwargs=True, prepend=True),
+            module.register_forward_hook(self._post, always_call=True),
+        ]
+
+    def remove(self) -> None:
+        while self._handles:
+            self._handles.pop().remove()
+        self.current = None
+
+    def context(self, hidden: Any) -> StepContext:
+        """The context of the running call, or a fresh-prompt context when none is recorded."""
+        if self.current is not None:
+            return self.current
+        return StepContext(None, 0, int(hidden.shape[1]))
+
+    def _inputs(self, args: Any, kwargs: dict[str, Any]) -> tuple[Any, Any, int | None]:
+        if self.decoder_of_seq2seq:
+            ids = kwargs.get("decoder_input_ids")
+            embeds = kwargs.get("decoder_inputs_embeds")
+            mask = kwargs.get("decoder_attention_mask")
+        else:
+            ids = kwargs.get("input_ids", args[0] if args else None)
+            embeds = kwargs.get("inputs_embeds")
+            mask = kwargs.get("attention_mask")
+        ref = ids if ids is not None else embeds
+        seq = None if ref is None or getattr(ref, "dim", lambda: 0)() < 2 else int(ref.shape[1])
+        return ids, mask, seq
+
+    def _pre(self, _module: Any, args: Any, kwargs: dict[str, Any]) -> None:
+        ids, mask, seq = self._inputs(args, kwargs)
+        if seq is None:
+            self.current = None
+            return
+        past = 0 if self.encoder else _past_length(kwargs, seq)
+        if mask is not None and getattr(mask, "dim", lambda: 0)() != 2:
+            mask = None
+        if past == 0 and mask is not None and mask.shape[1] > seq:
+            past = int(mask.shape[1]) - seq
+        if past == 0 and not self._continues(ids, seq):
+            self._prompt_len = seq
+            self._prompt_ids = None if ids is None else ids.detach()
+        elif past > 0 and self._prompt_len == 0:
+            self._prompt_len = past
+        self.current = StepContext(mask, past, self._prompt_len)
+
+    def _continues(self, ids: Any, seq: int) -> bool:
+        """True when a cache-free call extends the recorded prompt (generate with use_cache=False)."""
+        old = self._prompt_ids
+        if self.encoder or ids is None or old is None or seq <= old.shape[1] or ids.shape[0] != old.shape[0]:
+            return False
+        return bool((ids[:, : old.shape[1]] == old.to(ids.device)).all())
+
+    def _post(self, *_: Any) -> None:
+        self.current = None
+
+
+class Operation:
+    """One vector acting at one site; ``scale`` can change while installed."""
+
+    def __init__(self, kind: str, vector: Any, scale: float, positions: Positions, *, like: Any) -> None:
+        """``vector``: float32 tensor [hidden]; ``like``: a tensor giving dtype and device."""
+        if kind not in OPERATIONS:
+            raise UsageError("argument", f"unknown operation {kind!r}; use one of {OPERATIONS}")
+        self.kind = kind
+        self.positions = check_positions(positions)
+        v32 = vector.detach().to(device=like.device, dtype=vector.dtype).float()
+        self.vector32 = v32
+        self.unit32 = v32 / v32.norm()
+        self.dtype = like.dtype
+        self._scale = 0.0
+        self._delta: Any = None
+        self.scale = scale
+
+    @property
+    def scale(self) -> float:
+        return self._scale
+
+    @scale.setter
+    def scale(self, value: float) -> None:
+        self._scale = float(value)
+        # cast once here, not on every call
+        self._delta = (self.vector32 * self._scale).to(self.dtype)
+
+    def apply(self, h: Any, sel: Any) -> Any:
+        """The operation on ``h`` [batch, seq, hidden], only where ``sel`` (None = everywhere)."""
+        import torch
+
+        if self.kind == "add":
+            delta = self._delta if self._delta.dtype == h.dtype else self._delta.to(h.dtype)
+            out = h + delta
+        else:
+            h32 = h.float()
+            coef = h32 @ self.unit32
+            if self.kind == "project_out":
+                out = (h32 - coef.unsqueeze(-1) * self.unit32).to(h.dtype)
+            else:
+                out = (h32 + (self._scale - coef).unsqueeze(-1) * self.unit32).to(h.dtype)
+        return out if sel is None else torch.where(sel, out, h)

@@ -1,0 +1,324 @@
+"""``steer()``: apply a package's steering vector(s) to a live transformers model.
+
+Order of work, so that nothing is installed unless everything checks out:
+open the package (path, Package, or ``hf://org/repo[@rev]/file`` via ``mindvec.hub.pull``)
+-> signature policy (``mindvec.policy.enforce``) -> pick vectors -> model binding check
+(``check_binding``) -> load tensors (digest-checked) -> resolve every site -> install.
+
+One hook per site and per model: every handle's operations at a site run inside that one
+hook, in the order the handles were created, so handles compose and removing one leaves
+the others intact. Removing the last operation at a site removes the hook, which restores
+the model bit for bit.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mindvec.errors import InvalidError, UsageError
+from mindvec.loader.binding import check_binding, text_config
+from mindvec.loader.hooks import ContextRecorder, Operation, Positions, check_positions
+from mindvec.loader.sites import HookPoint, SiteHandle, SiteKey, as_site, attach, resolve
+
+VectorChoice = str | Sequence[str] | Mapping[str, float] | None
+
+
+@dataclass
+class _Slot:
+    handle: SiteHandle
+    ops: list[Operation]
+
+
+class _ModelSteerer:
+    """All steering state of one model: context recorders and one hook per site."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.recorders: dict[str, ContextRecorder] = {}
+        self.slots: dict[SiteKey, _Slot] = {}
+
+    def _recorder(self, stack: str) -> ContextRecorder:
+        if stack not in self.recorders:
+            config = getattr(self.model, "config", None)
+            seq2seq = bool(getattr(config, "is_encoder_decoder", False))
+            if stack == "encoder":
+                encoder = self.model.get_encoder()
+                self.recorders[stack] = ContextRecorder(encoder, encoder=True)
+            else:
+                self.recorders[stack] = ContextRecorder(self.model, decoder_of_seq2seq=seq2seq)
+        return self.recorders[stack]
+
+    def install(self, point: HookPoint, op: Operation) -> None:
+        site = point.site
+        slot = self.slots.get(site)
+        if slot is None:
+            recorder = self._recorder(site.stack)
+            ops: list[Operation] = []
+
+            def fn(h: Any) -> Any:
+                ctx = recorder.context(h)
+                for o in ops:
+                    h = o.apply(h, ctx.selection(o.positions, h))
+                return h
+
+            slot = _Slot(attach(self.model, site, fn), ops)
+            self.slots[site] = slot
+        slot.ops.append(op)
+
+    def uninstall(self, site: SiteKey, op: Operation) -> None:
+        slot = self.slots.get(site)
+        if slot is None:
+            return
+        if op in slot.ops:
+            slot.ops.remove(op)
+        if not slot.ops:
+            slot.handle.remove()
+            del self.slots[site]
+        stacks_in_use = {s.stack for s in self.slots}
+        for stack in [s for s in self.recorders if s not in stacks_in_use]:
+            self.recorders.pop(stack).remove()
+
+
+_STEERERS: weakref.WeakKeyDictionary[Any, _ModelSteerer] = weakref.WeakKeyDictionary()
+
+
+def _steerer(model: Any) -> _ModelSteerer:
+    found = _STEERERS.get(model)
+    if found is None:
+        found = _STEERERS[model] = _ModelSteerer(model)
+    return found
+
+
+@dataclass
+class _Entry:
+    vector: str
+    site: SiteKey
+    op: Operation
+    weight: float
+
+
+class SteeringHandle:
+    """Steering installed on a model. A context manager; ``remove()`` restores exactly.
+
+    ``scale`` is live: setting it gives every vector of this handle the scale
+    ``value * weight`` (weight 1 unless ``vector=`` gave weights).
+    """
+
+    def __init__(self, steerer: _ModelSteerer, entries: list[_Entry], scale: float | None) -> None:
+        self._steerer = steerer
+        self._entries = entries
+        self._scale = scale
+
+    @property
+    def sites(self) -> list[SiteKey]:
+        return [e.site for e in self._entries]
+
+    @property
+    def vectors(self) -> list[str]:
+        return list(dict.fromkeys(e.vector for e in self._entries))
+
+    @property
+    def active(self) -> bool:
+        return any(e.op in self._steerer.slots.get(e.site, _Slot(None, [])).ops for e in self._entries)  # type: ignore[arg-type]
+
+    @property
+    def scale(self) -> float:
+        """The common scale; when none was given, the first vector's (default) scale."""
+        if self._scale is not None:
+            return self._scale
+        first = self._entries[0]
+        return first.op.scale / first.weight if first.weight else first.op.scale
+
+    @scale.setter
+    def scale(self, value: float) -> None:
+        value = float(value)
+        if not np.isfinite(value):
+            raise UsageError("argument", "scale must be a finite number")
+        self._scale = value
+        for e in self._entries:
+            e.op.scale = value * e.weight
+
+    def remove(self) -> None:
+        """Remove this handle's operations; hooks with no operation left are removed."""
+        for e in self._entries:
+            self._steerer.uninstall(e.site, e.op)
+
+    def __enter__(self) -> SteeringHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+    def __repr__(self) -> str:
+        sites = ", ".join(str(s) for s in self.sites)
+        return f"SteeringHandle(vectors={self.vectors}, scale={self.scale}, sites=[{sites}])"
+
+
+@dataclass
+class _Plan:
+    vector: str
+    site: SiteKey
+    values: np.ndarray[Any, Any]
+    operation: str
+    scale: float
+    weight: float
+    positions: Positions
+
+
+def _open_checked(package: Any, *, trust: Any, allow_unsigned: bool, allow_untrusted: bool) -> Any:
+    """Open ``package`` and apply the signature policy; returns the Package."""
+    if isinstance(package, str) and package.startswith("hf://"):
+        from mindvec import hub  # lazily: needs huggingface_hub
+
+        return hub.pull(package, trust=trust, allow_unsigned=allow_unsigned, allow_untrusted=allow_untrusted)
+    if isinstance(package, (str, os.PathLike)):
+        from mindvec.package import open as open_package
+
+        package = open_package(package)
+    if not hasattr(package, "manifest") or not hasattr(package, "tensor"):
+        raise UsageError("argument", "package must be a path, an hf:// URL or a mindvec.Package")
+    from mindvec.policy import enforce
+
+    report = enforce(package, trust=trust, allow_unsigned=allow_unsigned, allow_untrusted=allow_untrusted)
+    return getattr(report, "package", None) or package
+
+
+def _choices(pkg: Any, vector: VectorChoice) -> list[tuple[Any, float]]:
+    if vector is None or isinstance(vector, str):
+        return [(pkg.vector(vector), 1.0)]
+    if isinstance(vector, Mapping):
+        return [(pkg.vector(name), float(w)) for name, w in vector.items()]
+    return [(pkg.vector(name), 1.0) for name in vector]
+
+
+def _values(pkg: Any, name: str) -> np.ndarray[Any, Any]:
+    from mindvec.payload import as_float32
+
+    return np.array(as_float32(pkg.tensor(name), pkg.tensor_info(name).dtype), dtype=np.float32)
+
+
+def _filter_layers(spec: Any, layers: Sequence[int] | None) -> list[Any]:
+    if layers is None:
+        return list(spec.sites)
+    have = sorted({vs.site.layer for vs in spec.sites})
+    missing = sorted(set(layers) - set(have))
+    if missing:
+        raise UsageError(
+            "argument",
+            f"vector {spec.name!r} has no site at layer(s) {missing}; its layers are {have}",
+        )
+    return [vs for vs in spec.sites if vs.site.layer in set(layers)]
+
+
+def _direct_plans(
+    model: Any, pkg: Any, vector: VectorChoice, layers: Sequence[int] | None, strict: bool
+) -> list[_Plan]:
+    plans = []
+    for spec, weight in _choices(pkg, vector):
+        check_binding(model, pkg.model(spec.model), strict)
+        for vs in _filter_layers(spec, layers):
+            plans.append(
+                _Plan(
+                    spec.name,
+                    as_site(vs.site),
+                    _values(pkg, vs.tensor),
+                    spec.operation,
+                    float(spec.scale),
+                    weight,
+                    spec.positions,
+                )
+            )
+    return plans
+
+
+def _via_plans(
+    model: Any, pkg: Any, mpkg: Any, vector: VectorChoice, layers: Sequence[int] | None, strict: bool
+) -> list[_Plan]:
+    from mindvec.translate import translate_vector
+
+    plans = []
+    for spec, weight in _choices(pkg, vector):
+        tv = translate_vector(pkg, mpkg, vector=spec.name)
+        check_binding(model, mpkg.model(tv.target_model), strict)
+        site = as_site(tv.target_site)
+        if layers is not None and site.layer not in set(layers):
+            raise UsageError(
+                "argument",
+                f"the translated vector {spec.name!r} acts only at layer {site.layer}; adjust layers=",
+            )
+        plans.append(_Plan(spec.name, site, tv.tensor, tv.operation, tv.scale, weight, tv.positions))
+    return plans
+
+
+def _like(point: HookPoint) -> Any:
+    import torch
+
+    block = point.stack.block(point.site.layer)
+    for p in block.parameters():
+        if p.is_floating_point():
+            return torch.empty(0, dtype=p.dtype, device=p.device)
+    return torch.empty(0)
+
+
+def steer(
+    model: Any,
+    package: Any,
+    *,
+    vector: VectorChoice = None,
+    scale: float | None = None,
+    layers: Sequence[int] | None = None,
+    positions: Positions | None = None,
+    via: Any = None,
+    strict: bool = True,
+    allow_unsigned: bool = False,
+    allow_untrusted: bool = False,
+    trust: Any = None,
+) -> SteeringHandle:
+    """Steer ``model`` with a package's vector(s); returns a removable handle.
+
+    - ``package``: a path, a :class:`mindvec.Package`, or ``hf://org/repo[@rev]/file``.
+    - ``vector``: a name (default: the only vector), a list of names, or ``{name: weight}``.
+    - ``scale``: overrides each vector's default scale (times its weight).
+    - ``layers``: keep only the vector's sites at these layers.
+    - ``positions``: ``all``, ``prompt``, ``generated``, ``last_prompt`` or a start index
+      (default: the vector's own).
+    - ``via``: a mapping package; the vector is translated (``W v``) into this model with
+      the recommended scale of :mod:`mindvec.translate`.
+    - ``strict=False`` turns a model-mismatch into a warning; ``allow_unsigned`` /
+      ``allow_untrusted`` relax the signature policy; ``trust`` is a trust store or path.
+    """
+    if positions is not None:
+        positions = check_positions(positions)
+    if scale is not None and not np.isfinite(float(scale)):
+        raise UsageError("argument", "scale must be a finite number")
+    opts = {"trust": trust, "allow_unsigned": allow_unsigned, "allow_untrusted": allow_untrusted}
+    pkg = _open_checked(package, **opts)
+    if via is None:
+        plans = _direct_plans(model, pkg, vector, layers, strict)
+    else:
+        plans = _via_plans(model, pkg, _open_checked(via, **opts), vector, layers, strict)
+    hidden = getattr(text_config(model), "hidden_size", None)
+    points = [resolve(model, p.site) for p in plans]  # site errors before any hook exists
+    ops = []
+    for plan, point in zip(plans, points, strict=True):
+        if hidden is not None and plan.values.shape != (hidden,):
+            raise InvalidError(
+                "shape", f"vector {plan.vector!r} has shape {plan.values.shape}, model hidden {hidden}"
+            )
+        import torch
+
+        s = (float(scale) if scale is not None else plan.scale) * plan.weight
+        pos = positions if positions is not None else plan.positions
+        ops.append(Operation(plan.operation, torch.from_numpy(plan.values), s, pos, like=_like(point)))
+    steerer = _steerer(model)
+    entries = []
+    for plan, point, op in zip(plans, points, ops, strict=True):
+        steerer.install(point, op)
+        entries.append(_Entry(plan.vector, plan.site, op, plan.weight))
+    return SteeringHandle(steerer, entries, None if scale is None else float(scale))
