@@ -516,6 +516,11 @@ def _hf() -> Any:
     return huggingface_hub
 
 
+def _endpoint(endpoint: str | None) -> str | None:
+    """``endpoint``, else ``$HF_ENDPOINT`` read now (huggingface_hub reads it only once, at import)."""
+    return endpoint or os.environ.get("HF_ENDPOINT") or None
+
+
 def _hub_errors() -> tuple[type[BaseException], ...]:
     """The exceptions a Hub call may raise (HTTP, transport, file system, malformed replies)."""
     hf = _hf()
@@ -636,6 +641,7 @@ def push(
         published_keys=list(by_id),
     )
     hf = _hf()
+    endpoint = _endpoint(endpoint)
     api = hf.HfApi(endpoint=endpoint, token=token, library_name="mindvec")
     operations = [hf.CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(src))]
     for kid, key in sorted(by_id.items()):
@@ -843,17 +849,73 @@ def _offered_key(path: Path, offered: dict[bytes, PublicKey]) -> PublicKey | Non
     return None
 
 
-def _verify_file(path: Path, repo_id: str, policy: _Policy, offered: dict[bytes, PublicKey]) -> Any:
-    """Verify a local file completely with :func:`mindvec.policy.enforce`; returns its report.
+def _gate(path: Path, repo_id: str, policy: _Policy, tofu_key: PublicKey | None) -> None:
+    """Refuse on signature, trust, scope, TOFU pin or rollback from the preamble, manifest and
+    signatures alone, before the payload is parsed at all.
 
-    The policy runs the fixed check order: structure and bounds, then the signatures over the
-    exact manifest bytes, and only then decoding, schema, header and tensor digests, then trust,
-    scope, TOFU pin and rollback. The first failure raises.
+    This only refuses earlier; :func:`mindvec.policy.enforce` (run next, on the whole file)
+    stays the one authority that accepts. A manifest whose package id or version cannot be read
+    is left to that full verification, which names the defect.
+    """
+    from mindvec import canonical, container
+    from mindvec import policy as policy_mod
+    from mindvec.trust import TrustEntry
+
+    raw = container.read_raw(path)  # structure and bounds; reads no payload byte
+    store = policy.trust
+    pinned = policy.state.pin(repo_id) if policy.state is not None else None
+    offered = pinned or tofu_key
+    if offered is not None and not store.is_revoked(offered.keyid):
+        store = store.with_entries([TrustEntry(f"tofu:{repo_id}", offered, repos=(repo_id,))])
+    results: list[policy_mod.SignatureResult] = []
+    entries = [(entry, "embedded") for entry in raw.signatures]
+    policy_mod.check_signatures(raw.manifest_bytes, entries, store, results)  # bad-signature
+    manifest = canonical.decode(raw.manifest_bytes)
+    meta = manifest.get("package") if isinstance(manifest, dict) else None
+    package_id = meta.get("id") if isinstance(meta, dict) else None
+    version = meta.get("version") if isinstance(meta, dict) else None
+    if not isinstance(package_id, str) or not isinstance(version, int) or isinstance(version, bool):
+        return
+    error = policy_mod.decide(
+        results,
+        store,
+        package_id=package_id,
+        repo=repo_id,
+        now=policy_mod.resolve_now(policy.now),
+        threshold=policy.threshold,
+    )
+    if pinned is not None and (error is None or error.code not in ("revoked", "expired", "scope")):
+        if not any(r.valid and r.keyid == pinned.keyid_hex for r in results):
+            signers = ", ".join(sorted(e.keyid.hex() for e in raw.signatures)) or "nobody (it is unsigned)"
+            error = UnverifiedError(
+                "key-pin",
+                f"{repo_id} is pinned to the publisher key {pinned.keyid_hex} (trust on first use), but this "
+                f"file is signed by {signers}: the publisher's key changed. If they rotated keys, apply "
+                "their rotation record (mindvec trust rotate); otherwise do not use this file",
+            )
+    if error is not None and not (
+        (error.code == "no-signature" and policy.allow_unsigned)
+        or (error.code == "untrusted-key" and policy.allow_untrusted)
+    ):
+        raise error
+    if policy.state is not None:
+        policy.state.check(package_id, version, hashlib.sha256(raw.manifest_bytes).digest())  # rollback
+
+
+def _verify_file(path: Path, repo_id: str, policy: _Policy, offered: dict[bytes, PublicKey]) -> Any:
+    """Verify a local file completely; returns the :class:`~mindvec.verify.VerifyReport`.
+
+    First :func:`_gate` decides signature, trust, scope, pin and rollback from the preamble,
+    manifest and signatures only. Then :func:`mindvec.policy.enforce` runs the whole fixed check
+    order on the file (structure, signatures over the exact manifest bytes, decode, schema,
+    header, every tensor digest, trust policy, rollback), records the version in the state file
+    and pins the publisher key on first use. The first failure raises.
     """
     from mindvec import policy as policy_mod
 
     tofu_key = _offered_key(path, offered) if policy.tofu else None
-    report = policy_mod.enforce(
+    _gate(path, repo_id, policy, tofu_key)
+    return policy_mod.enforce(
         path,
         trust=policy.trust,
         state=policy.state,
@@ -864,7 +926,6 @@ def _verify_file(path: Path, repo_id: str, policy: _Policy, offered: dict[bytes,
         now=policy.now,
         tofu_key=tofu_key,
     )
-    return report
 
 
 @contextlib.contextmanager
@@ -921,6 +982,7 @@ def pull_verified(
     policy = _Policy(store, state_obj, tofu, allow_unsigned, allow_untrusted, threshold, now)
     root = cache_root(cache_dir)
     hf = _hf()
+    endpoint = _endpoint(endpoint)
     api = hf.HfApi(endpoint=endpoint, token=token, library_name="mindvec")
 
     # 1. resolve the revision to a commit, and record it

@@ -197,6 +197,9 @@ def case_tampered(env: Env) -> None:
     sig_len = int.from_bytes(data[-16:-8], "little")
     env.hub.serve_tampered(REPO, FILE, flip(data, len(data) - 16 - sig_len - 1))  # last tensor byte
     env.refused("digest-mismatch")
+    # trust is decided from preamble, manifest and signatures before the payload is parsed:
+    # an unknown signer is refused as such, before any tensor byte is looked at
+    env.refused("untrusted-key", trust=env.tmp / "empty_signers")
     env.hub.behave()
     assert env.pull().report.verdict == "verified"
 
@@ -325,29 +328,45 @@ def case_steer(env: Env) -> None:
 
     ids = torch.tensor([[1, 2, 3, 4]])
     captured: list[torch.Tensor] = []
-    hook = model.model.layers[1].register_forward_hook(
-        lambda m, i, o: captured.append((o[0] if isinstance(o, tuple) else o).detach().clone())
-    )
+
+    def capture(module: Any, args: Any, output: Any) -> None:
+        captured.append((output[0] if isinstance(output, tuple) else output).detach().clone())
+
+    # steer() calls hub.pull with its defaults: the endpoint comes from $HF_ENDPOINT (read by
+    # mindvec at call time) and the cache from $MINDVEC_CACHE
+    os.environ["HF_ENDPOINT"] = env.endpoint
+    os.environ["MINDVEC_CACHE"] = str(env.cache)
+    hook = model.model.layers[1].register_forward_hook(capture)
     with torch.no_grad():
         model(ids)
         base = captured.pop()
-        handle = mindvec.steer(
-            model,
-            f"hf://{REPO}/{FILE}",
-            scale=2.0,
-            hub={"endpoint": env.endpoint, "trust": env.trust_path, "cache_dir": env.cache},
-        )
+        handle = mindvec.steer(model, f"hf://{REPO}/{FILE}", scale=2.0, trust=env.trust_path)
         try:
             model(ids)
             steered = captured.pop()
         finally:
             handle.remove()
+        model(ids)
+        after = captured.pop()
     hook.remove()
     delta = (steered - base)[0]
     assert torch.allclose(delta[:, 3], torch.full((4,), 2.0), atol=1e-4), delta
-    assert torch.allclose(delta[:, :3], torch.zeros(4, 3), atol=1e-4)
+    assert torch.allclose(delta[:, :3], torch.zeros(4, 3), atol=1e-4), delta
+    assert torch.equal(after, base), "removing the handle restores the model"
     assert list((env.cache / "hub" / REPO).glob(f"*/{FILE}")), "steer pulled through mindvec's cache"
     env.assert_hf_cache_empty()
+
+    # a tampered file on the Hub never reaches the model
+    data = path.read_bytes()
+    sig_len = int.from_bytes(data[-16:-8], "little")
+    env.hub.commit_files(REPO, {FILE: flip(data, len(data) - 16 - sig_len - 1)})
+    try:
+        mindvec.steer(model, f"hf://{REPO}/{FILE}", scale=2.0, trust=env.trust_path)
+    except MindvecError as exc:
+        assert exc.code == "digest-mismatch", exc
+    else:
+        raise AssertionError("steer accepted a tampered package from the Hub")
+    env.assert_nothing_trusted_left()
 
 
 CASES: dict[str, Callable[[Env], None]] = {

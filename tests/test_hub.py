@@ -82,6 +82,13 @@ def test_cli_push_and_pull(tmp_path: Path) -> None:
     run_case("cli", tmp_path)
 
 
+def test_steer_hf_url_end_to_end(tmp_path: Path) -> None:
+    """``mindvec.steer(model, "hf://...")`` on a tiny random llama pulls, verifies and steers."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    run_case("steer", tmp_path, timeout=300)
+
+
 # ---------------------------------------------------------------------------- in-process units
 
 
