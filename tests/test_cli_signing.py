@@ -205,3 +205,14 @@ def test_python_dash_m_subprocess(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 3, result.stderr
     assert "error[no-signature]" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_signed_text_is_escaped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A package name with ANSI escapes or bidi overrides cannot repaint the terminal. [R-76]"""
+    manifest, tensors = vector_manifest()
+    manifest["package"]["name"] = "nice\x1b[2J\u202egnp.exe"
+    pkg = package.write(tmp_path / "x.mindvec", manifest, tensors)
+    code, out, _ = run(capsys, "verify", str(pkg), "--trust", str(tmp_path / "none"))
+    assert code == 3
+    assert "\x1b" not in out and "\u202e" not in out
+    assert "\\x1b[2J" in out and "\\u202e" in out

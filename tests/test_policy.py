@@ -48,6 +48,7 @@ def test_enforce_returns_report_with_package(tmp_path: Path, alice: SecretKey) -
 
 
 def test_unsigned_needs_its_own_opt_in(tmp_path: Path, alice: SecretKey) -> None:
+    """allow_unsigned accepts only no-signature. [R-71] [R-72]"""
     path = build(tmp_path / "x.mindvec")
     store = store_with(alice)
     assert code_of(lambda: enforce(path, trust=store)) == "no-signature"
@@ -57,6 +58,7 @@ def test_unsigned_needs_its_own_opt_in(tmp_path: Path, alice: SecretKey) -> None
 
 
 def test_untrusted_needs_its_own_opt_in(tmp_path: Path, alice: SecretKey) -> None:
+    """allow_untrusted accepts only untrusted-key. [R-71] [R-72]"""
     path = build(tmp_path / "x.mindvec", SecretKey.generate())
     store = store_with(alice)
     assert code_of(lambda: enforce(path, trust=store)) == "untrusted-key"
@@ -65,6 +67,7 @@ def test_untrusted_needs_its_own_opt_in(tmp_path: Path, alice: SecretKey) -> Non
 
 
 def test_nothing_allows_bad_signature_digest_revoked_expired_scope(tmp_path: Path, alice: SecretKey) -> None:
+    """No opt-in relaxes a bad signature, a digest mismatch, revoked, expired or scope. [R-71] [R-74]"""
     both = {"allow_unsigned": True, "allow_untrusted": True}
     path = build(tmp_path / "x.mindvec", alice)
     manifest = container.read_raw(path).manifest_bytes
@@ -105,6 +108,7 @@ def test_trust_as_path_or_default(tmp_path: Path, alice: SecretKey, monkeypatch:
 
 
 def test_rollback_checked_even_when_untrusted_is_allowed(tmp_path: Path, alice: SecretKey) -> None:
+    """Rollback applies to accepted untrusted packages, which never move the state. [R-75]"""
     state = State(tmp_path / "state.json")
     enforce(build(tmp_path / "v3.mindvec", alice, version=3), trust=store_with(alice), state=state)
     stranger = SecretKey.generate()

@@ -27,7 +27,7 @@ SEED = bytes(range(32))
 
 
 def test_pae_bytes_are_exact() -> None:
-    """The signed message is the PAE of the payload type and the exact manifest bytes."""
+    """The signed message is the PAE of the payload type and the exact manifest bytes. [R-65]"""
     assert MANIFEST_PAYLOAD_TYPE == b"application/vnd.mindvec.manifest.v1+msgpack"
     assert pae(b"") == b"MINDVECv1 43 application/vnd.mindvec.manifest.v1+msgpack 0 "
     manifest = b"\x81\xa1a\x01"
@@ -36,6 +36,7 @@ def test_pae_bytes_are_exact() -> None:
 
 
 def test_keyid_is_domain_separated_sha256_prefix() -> None:
+    """keyid = sha256(b"mindvec-ed25519\\0" + pk)[:16]. [R-64]"""
     key = SecretKey.from_seed(SEED)
     raw = key.public_key.raw
     assert keyid(raw) == hashlib.sha256(b"mindvec-ed25519\x00" + raw).digest()[:16]
@@ -54,7 +55,7 @@ def test_test_vector_is_stable() -> None:
 
 
 def test_verify_manifest_rejects_wrong_type_raw_and_wrong_keyid() -> None:
-    """Domain separation: another payload type, or a raw signature, never verifies."""
+    """Domain separation: another payload type, or a raw signature, never verifies. [R-64] [R-65]"""
     key = SecretKey.from_seed(SEED)
     other = SecretKey.generate()
     manifest = b"\x81\xa1a\x01"
@@ -173,6 +174,7 @@ def test_public_key_file_line(tmp_path: Path) -> None:
 
 
 def test_rotation_record_roundtrip_and_tamper() -> None:
+    """Both keys must sign a rotation record, under its own payload type. [R-79]"""
     old, new = SecretKey.generate(), SecretKey.generate()
     record = RotationRecord.create(old, new, "laptop stolen? no, routine", created="2026-01-01T00:00:00Z")
     record.verify()
@@ -188,3 +190,41 @@ def test_rotation_record_roundtrip_and_tamper() -> None:
         RotationRecord.create(old, old)
     with pytest.raises(UsageError):
         RotationRecord.from_bytes(b'{"type": "mindvec-rotation", "body": "gA==", "old_sig": ""}')
+
+
+def test_spec_test_vector() -> None:
+    """The spec's test vector (section 9.3): keyid, PAE, signature, signature block. [R-64] [R-65]"""
+    from mindvec.container import encode_signature_block
+
+    key = SecretKey.from_seed(bytes(range(1, 33)))
+    assert key.public_key.raw.hex() == "79b5562e8fe654f94078b112e8a98ba7901f853ae695bed7e0e3910bad049664"
+    assert key.public_key.base64 == "ebVWLo/mVPlAeLES6KmLp5AfhTrmlb7X4OORC60ElmQ="
+    assert key.keyid.hex() == "43280d09cc0c43c5bd40048e4ed4495b"
+    manifest = bytes.fromhex("81a6666f726d6174a3312e30")
+    assert (
+        pae(manifest) == b"MINDVECv1 43 application/vnd.mindvec.manifest.v1+msgpack 12 \x81\xa6format\xa31.0"
+    )
+    entry = key.sign_manifest(manifest)
+    assert entry.sig.hex() == (
+        "df9defd21fe7173fb496726bcd8bc8d1508a051c3bcf5ae27564a4100f6fd742"
+        "e7d4716d27dafd9be149dd64504da63ade95d64c005248296f4960a874c2e90e"
+    )
+    block = encode_signature_block([entry])
+    assert len(block) == 108 and block.hex().startswith("9183a3616c67a765643235353139a56b65796964c410")
+
+
+def test_strict_ed25519_edge_cases() -> None:
+    """libsodium strictness: S >= L, small-order keys and a flipped R are rejected. [R-66]"""
+    ell = 2**252 + 27742317777372353535851937790883648493
+    key = SecretKey.from_seed(SEED)
+    message = pae(b"\x80")
+    sig = key.sign(message)
+    assert key.public_key.verify(message, sig)
+    s_value = int.from_bytes(sig[32:], "little")
+    malleable = sig[:32] + (s_value + ell).to_bytes(32, "little")
+    assert not key.public_key.verify(message, malleable)
+    identity_point = PublicKey(b"\x01" + b"\x00" * 31)  # small order (the neutral element)
+    assert not identity_point.verify(message, b"\x01" + b"\x00" * 63)
+    assert not identity_point.verify(message, sig)
+    flipped_r = bytes([sig[0] ^ 1]) + sig[1:]
+    assert not key.public_key.verify(message, flipped_r)

@@ -1,7 +1,8 @@
 """Exhaustive tamper test: every single-bit flip of a small signed package fails verify.
 
 "No free bytes": every byte is signed or fixed by a structural rule, so flipping any
-one bit must turn the verdict from ``verified`` into a typed error.
+one bit must turn the verdict from ``verified`` into a typed error (spec section 15:
+[R-1] [R-2] [R-4] [R-9] [R-10] [R-12] [R-42] [R-53] [R-62] [R-63] [R-64] [R-65] [R-69]).
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ def _key() -> SecretKey:
 
 
 def test_parse_full_store() -> None:
+    """The allowed_signers-like grammar of spec 11.2 round-trips, comments kept. [R-77]"""
     a, b, c = _key().public_key, _key().public_key, _key().public_key
     text = (
         "# team keys\n"
@@ -91,6 +92,7 @@ def test_scope_and_window() -> None:
     ],
 )
 def test_malformed_lines_name_the_line(line: str, reason: str) -> None:
+    """A store off the grammar is rejected whole as trust-store, naming the line. [R-77]"""
     key = _key().public_key
     text = "# ok\n" + line.format(k=key.base64) + "\n"
     with pytest.raises(UsageError) as info:
@@ -134,6 +136,7 @@ def test_edit_add_remove_revoke(tmp_path: Path) -> None:
 
 
 def test_rotation_moves_trust_entry(tmp_path: Path) -> None:
+    """A rotation applies only when both signatures verify; revoked keys cannot rotate. [R-79]"""
     old, new = _key(), _key()
     store = TrustStore([TrustEntry("alice", old.public_key, packages=("acme/*",))])
     record = RotationRecord.create(old, new)
@@ -163,6 +166,7 @@ def test_parse_time_forms() -> None:
 
 
 def test_state_rollback(tmp_path: Path) -> None:
+    """Lower version, or same version with another identity, is rollback. [R-75]"""
     state = State(tmp_path / "state.json")
     id3, id3b = b"\x03" * 32, b"\x33" * 32
     state.record("acme/x", 3, id3)
@@ -215,6 +219,7 @@ def _record_many(args: tuple[str, int]) -> None:
 
 
 def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
+    """Four processes write the state file and the trust store at once; nothing is lost. [R-78]"""
     path = str(tmp_path / "state.json")
     ctx = multiprocessing.get_context("spawn" if multiprocessing.get_start_method() != "fork" else "fork")
     with ctx.Pool(4) as pool:

@@ -68,7 +68,7 @@ def test_unsigned(tmp_path: Path, alice: SecretKey) -> None:
 
 
 def test_untrusted_key(tmp_path: Path, alice: SecretKey, bob: SecretKey) -> None:
-    """A signature from a key that is not in the trust store gives untrusted-key."""
+    """A key that is not in the trust store gives untrusted-key; its signature is never checked. [R-64]"""
     report = verify(build(tmp_path / "x.mindvec", alice), trust=trust_of(bob))
     assert report.verdict == "untrusted" and report.error is not None
     assert report.error.code == "untrusted-key" and report.exit_code == 4
@@ -77,7 +77,7 @@ def test_untrusted_key(tmp_path: Path, alice: SecretKey, bob: SecretKey) -> None
 
 
 def test_revoked(tmp_path: Path, alice: SecretKey, bob: SecretKey) -> None:
-    """A revoked key gives revoked, even beside a trusted signature."""
+    """A revoked key gives revoked, even beside a trusted signature. [R-74]"""
     path = build(tmp_path / "x.mindvec", alice, bob)
     store = trust_of(bob)
     store.revoke(alice.public_key, "lost")
@@ -89,7 +89,7 @@ def test_revoked(tmp_path: Path, alice: SecretKey, bob: SecretKey) -> None:
 
 
 def test_expired_window(tmp_path: Path, alice: SecretKey) -> None:
-    """A key outside its validity window is rejected as expired; `now` is settable."""
+    """A key outside its validity window is rejected as expired; `now` is settable. [R-73]"""
     path = build(tmp_path / "x.mindvec", alice)
     store = trust_of(
         alice, valid_after=datetime(2026, 1, 1, tzinfo=UTC), valid_before=datetime(2027, 1, 1, tzinfo=UTC)
@@ -113,7 +113,7 @@ def test_scope(tmp_path: Path, alice: SecretKey) -> None:
 
 
 def test_signature_copied_between_packages_fails(tmp_path: Path, alice: SecretKey) -> None:
-    """A signature copied from package X onto package Y fails as bad-signature."""
+    """A signature copied from package X onto package Y fails as bad-signature. [R-65]"""
     x = build(tmp_path / "x.mindvec", alice, pkg_id="acme/x")
     y = build(tmp_path / "y.mindvec", pkg_id="acme/y")
     container.rewrite_signatures(y, container.read_raw(x).signatures)
@@ -123,7 +123,7 @@ def test_signature_copied_between_packages_fails(tmp_path: Path, alice: SecretKe
 
 
 def test_domain_separation(tmp_path: Path, alice: SecretKey) -> None:
-    """Same bytes under another payload type, or a raw signature without PAE, fail."""
+    """Same bytes under another payload type, or a raw signature without PAE, fail. [R-65]"""
     path = build(tmp_path / "x.mindvec")
     manifest = container.read_raw(path).manifest_bytes
     store = trust_of(alice)
@@ -140,6 +140,7 @@ def test_domain_separation(tmp_path: Path, alice: SecretKey) -> None:
 
 
 def test_keyid_must_name_the_verifying_key(tmp_path: Path, alice: SecretKey, bob: SecretKey) -> None:
+    """A signature is verified only with the key its keyid names. [R-64]"""
     path = build(tmp_path / "x.mindvec")
     manifest = container.read_raw(path).manifest_bytes
     swapped = SignatureEntry("ed25519", alice.keyid, bob.sign(pae(manifest)))
@@ -149,7 +150,7 @@ def test_keyid_must_name_the_verifying_key(tmp_path: Path, alice: SecretKey, bob
 
 
 def test_threshold(tmp_path: Path, alice: SecretKey, bob: SecretKey) -> None:
-    """Threshold 2 with one valid trusted signature fails; two distinct keys pass."""
+    """Threshold 2 with one valid trusted signature fails; two distinct keys pass. [R-74]"""
     one = build(tmp_path / "one.mindvec", alice)
     report = verify(one, trust=trust_of(alice, bob), threshold=2)
     assert report.error is not None and report.error.code == "threshold" and report.exit_code == 1
@@ -160,6 +161,7 @@ def test_threshold(tmp_path: Path, alice: SecretKey, bob: SecretKey) -> None:
 
 
 def test_digest_mismatch_and_check_order(tmp_path: Path, alice: SecretKey) -> None:
+    """A tensor byte fails as digest-mismatch; with a bad signature too, step 2 wins. [R-69]"""
     path = build(tmp_path / "x.mindvec", alice)
     raw = container.read_raw(path)
     tensor_end = raw.layout.sig_offset
@@ -177,6 +179,7 @@ def test_digest_mismatch_and_check_order(tmp_path: Path, alice: SecretKey) -> No
 
 
 def test_cosign_and_detached(tmp_path: Path, alice: SecretKey, bob: SecretKey) -> None:
+    """FILE.mindvec.sig is merged and checked alike; co-signing keeps the identity. [R-67] [R-68]"""
     path = build(tmp_path / "x.mindvec", alice)
     identity = package.open(path).identity
     manifest = container.read_raw(path).manifest_bytes
@@ -204,7 +207,7 @@ def test_cosign_and_detached(tmp_path: Path, alice: SecretKey, bob: SecretKey) -
 
 
 def test_rollback(tmp_path: Path, alice: SecretKey) -> None:
-    """With a state file, v3 is accepted, then v2 of the same id is rejected; another id is unaffected."""
+    """With a state file, v3 is accepted, then v2 of the same id is rejected; other ids unaffected. [R-75]"""
     state = State(tmp_path / "state.json")
     store = trust_of(alice)
     v3 = build(tmp_path / "v3.mindvec", alice, version=3)
@@ -227,6 +230,7 @@ def test_rollback(tmp_path: Path, alice: SecretKey) -> None:
 
 
 def test_malformed_file_is_invalid(tmp_path: Path, alice: SecretKey) -> None:
+    """A malformed file is reported with its code and class, not raised. [R-82]"""
     path = tmp_path / "junk.mindvec"
     path.write_bytes(b"not a package at all" * 4)
     report = verify(path, trust=trust_of(alice))
