@@ -539,7 +539,16 @@ def _hub_errors() -> tuple[type[BaseException], ...]:
 def _hub_error(action: str, exc: BaseException, endpoint: str | None) -> UsageError:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     where = endpoint or os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
-    hint = "check the repo id, the revision, your token and network access"
+    hint = {
+        "RepositoryNotFoundError": "no such repo, or it is private: check the repo id, pass a token",
+        "RevisionNotFoundError": "no such branch, tag or commit in the repo: check the revision",
+        "RemoteEntryNotFoundError": "no such file at that revision: check the file name",
+        "EntryNotFoundError": "no such file at that revision: check the file name",
+        "GatedRepoError": "the repo is gated: accept its terms on the Hub and pass a token",
+    }.get(
+        type(exc).__name__,
+        "check the repo id, the revision, your token (--token, HF_TOKEN) and network access",
+    )
     if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
         hint = "HF_HUB_OFFLINE is set, which blocks every Hub call; unset it to reach the Hub"
     return UsageError(

@@ -210,7 +210,7 @@ def case_rollback(env: Env) -> None:
     new = env.package(version=2)
     env.push(new)
     assert env.pull(state=env.state_path).package.manifest["package"]["version"] == 2
-    env.hub.commit_files(REPO, {FILE: old.read_bytes()})  # the Hub now serves version 1 again
+    env.hub.serve_older_version(REPO, FILE, old.read_bytes())  # the Hub serves version 1 again
     exc = env.refused("rollback", state=env.state_path)
     assert "version 1" in exc.message and "version 2" in exc.message, exc.message
     env.refused("rollback", state=env.state_path)
@@ -228,7 +228,13 @@ def case_tofu(env: Env) -> None:
 
     intruder = SecretKey.from_seed(hashlib.sha256(b"intruder").digest(), "intruder")
     intruder_pub = intruder.public_key.save(env.tmp / "intruder.pub")
-    env.push(env.package(version=2, signers=(intruder,)), public_key=intruder_pub)
+    env.push(env.package(version=2, signers=(intruder,)), public_key=intruder_pub)  # an account takeover
+    exc = env.refused("key-pin", trust=empty, tofu=True, state=env.state_path)
+    assert env.key.keyid.hex() in exc.message, exc.message
+    # the same through the stand-in's switch: package and published key file both replaced
+    third = env.package(version=3, signers=(intruder,))
+    key_file = {f"keys/{intruder.keyid.hex()}.pub": intruder_pub.read_bytes()}
+    env.hub.change_publisher_key(REPO, FILE, third.read_bytes(), key_file)
     exc = env.refused("key-pin", trust=empty, tofu=True, state=env.state_path)
     assert env.key.keyid.hex() in exc.message, exc.message
     pinned_after = State(env.state_path).pin(REPO)

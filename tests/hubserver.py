@@ -21,8 +21,9 @@ It can be told to misbehave, per repo and path (see :class:`HubStandIn`):
   (same length, one byte flipped) -- a transfer fault;
 - :meth:`HubStandIn.serve_tampered`: a tampered file whose etag and size are *correct* for the
   tampered bytes -- what a malicious mirror or a compromised repo serves;
-- :meth:`HubStandIn.commit_files`: a server-side commit (an older signed version, a package
-  signed by another key, ...), as someone with write access to the repo could make.
+- :meth:`HubStandIn.serve_older_version`: the branch serves an older, validly signed file again;
+- :meth:`HubStandIn.change_publisher_key`: package and ``keys/*.pub`` replaced by someone holding
+  another key (both are server-side commits, see :meth:`HubStandIn.commit_files`).
 
 Every request is logged in :attr:`HubStandIn.requests` as ``(method, path)``.
 """
@@ -210,6 +211,16 @@ class HubStandIn:
         """Serve ``data`` instead of the committed file, with etag/size/siblings correct for ``data``."""
         with self._lock:
             self._faults[(repo_id, path)] = _Fault("tampered", bytes(data))
+
+    def serve_older_version(self, repo_id: str, path: str, older: bytes) -> str:
+        """Make the branch serve an older (validly signed) file again: a rollback by the server."""
+        return self.commit_files(repo_id, {path: older})
+
+    def change_publisher_key(
+        self, repo_id: str, path: str, data: bytes, key_files: Mapping[str, bytes]
+    ) -> str:
+        """Replace the package and the published key files, as someone holding another key would."""
+        return self.commit_files(repo_id, {path: data, **key_files})
 
     def behave(self) -> None:
         """Drop every misbehaviour switch."""
