@@ -243,3 +243,11 @@ def test_bad_threshold_argument(tmp_path: Path, alice: SecretKey) -> None:
 
     with pytest.raises(UsageError):
         verify(build(tmp_path / "x.mindvec", alice), threshold=0)
+
+
+def test_public_name_is_callable_after_submodule_import(tmp_path: Path, alice: SecretKey) -> None:
+    import mindvec
+    import mindvec.verify
+
+    report = mindvec.verify(build(tmp_path / "x.mindvec", alice), trust=trust_of(alice))
+    assert report.verdict == "verified"
