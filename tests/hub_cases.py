@@ -170,6 +170,8 @@ def case_roundtrip(env: Env) -> None:
         f"hf://{REPO}@{commit}/{FILE}", trust=env.trust_path, cache_dir=env.cache, endpoint=env.endpoint
     )
     assert by_url.identity == result.package.identity
+    only = hub.pull(f"hf://{REPO}", trust=env.trust_path, cache_dir=env.cache, endpoint=env.endpoint)
+    assert only.identity == result.package.identity, "the repo's only .mindvec file is found by itself"
     env.assert_hf_cache_empty()
 
 

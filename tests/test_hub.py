@@ -164,3 +164,30 @@ def test_stand_in_serves_range_reads_and_lfs_headers() -> None:
             urllib.request.urlopen(f"{server.endpoint}/api/models/org/r/revision/main?blobs=true")
         )
         assert info["sha"] == oid and info["siblings"][0]["lfs"]["size"] == len(data)
+
+
+def test_push_refuses_before_any_upload(tmp_path: Path) -> None:
+    """Unsigned (without opt-in), a key that did not sign, or a signature that does not verify:
+    push refuses before it talks to the Hub (no endpoint is reachable here)."""
+    from mindvec import container
+    from mindvec.errors import MindvecError
+    from mindvec.signing import SecretKey
+
+    key, other = SecretKey.generate(), SecretKey.generate()
+    pub, other_pub = key.public_key.save(tmp_path / "k.pub"), other.public_key.save(tmp_path / "o.pub")
+    unsigned = factories.small_package(tmp_path, "unsigned.mindvec")
+    signed = factories.small_package(tmp_path, "signed.mindvec", signers=(key,))
+    forged = factories.small_package(tmp_path, "forged.mindvec", signers=(key,))
+    entry = container.read_raw(forged).signatures[0]
+    bad = container.SignatureEntry(entry.alg, entry.keyid, bytes(64))
+    container.rewrite_signatures(forged, [bad])
+    endpoint = "http://127.0.0.1:9"  # discard port: any request would fail as "hub"
+    cases = [
+        (unsigned, {}, "no-signature"),
+        (signed, {"public_key": other_pub}, "argument"),
+        (forged, {"public_key": pub}, "bad-signature"),
+    ]
+    for path, kwargs, code in cases:
+        with pytest.raises(MindvecError) as info:
+            hub.push(path, "org/r", endpoint=endpoint, **kwargs)
+        assert info.value.code == code, info.value
