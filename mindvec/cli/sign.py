@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     key = load_secret_key(args.key, args.passphrase_file)
     with pkg.open(args.file) as package:
         package.check_integrity()
-        entry = key.sign_manifest(package.manifest_bytes)
+        manifest_bytes = package.manifest_bytes
+        entry = key.sign_manifest(manifest_bytes)
         embedded = package.signatures
         identity = package.identity.hex()
     if args.detached:
@@ -62,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         entries = _merge(embedded, entry)
         _check_count(entries)
+        if container.read_raw(args.file).manifest_bytes != manifest_bytes:
+            raise UsageError("io", f"{args.file} changed while it was being signed; sign it again")
         container.rewrite_signatures(args.file, entries)
         where = f"{Path(args.file)} ({len(entries)} signature(s))"
     print(f"signed {where} with key {key.keyid.hex()}")
