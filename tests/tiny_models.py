@@ -189,8 +189,8 @@ SPECS: dict[str, TinySpec] = {
 }
 
 
-def build(name: str, *, seed: int = 0, dtype: Any = None) -> Any:
-    """Build the tiny model ``name`` (a key of SPECS), in eval mode."""
+def build(name: str, *, seed: int = 0, dtype: Any = None, **overrides: Any) -> Any:
+    """Build the tiny model ``name`` (a key of SPECS), in eval mode; ``overrides`` change the config."""
     import torch
     from transformers import (
         AutoConfig,
@@ -200,7 +200,7 @@ def build(name: str, *, seed: int = 0, dtype: Any = None) -> Any:
     )
 
     spec = SPECS[name]
-    config = AutoConfig.for_model(spec.model_type, **spec.config)
+    config = AutoConfig.for_model(spec.model_type, **{**spec.config, **overrides})
     config._attn_implementation = "eager"
     auto = {
         "causal": AutoModelForCausalLM,

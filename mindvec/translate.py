@@ -1,0 +1,255 @@
+"""Translate a steering vector into another model's space with a cross-model map.
+
+Pure numpy (no torch). The translated vector is ``W v`` (``scale·W v`` for an orthogonal
+map with a scale, ``U Vᵀ v`` for ``low_rank``); bias and means never apply to a direction.
+
+Recommended scale (the rule ``via=`` and ``translate`` share). With ``v`` the source
+vector at the mapping's source site, ``s`` its default scale, ``c_src`` the source site's
+calibration ``mean_norm`` and ``c_tgt`` the mapping's ``target_calibration.mean_norm``:
+
+- the *target steering norm* is ``n* = |v| · c_tgt / c_src``: the norm a vector needs at
+  the target site to be as strong, relative to that site's typical activation norm, as
+  ``v`` is at the source site;
+- ``norm_ratio = |W v| / n*`` (ridge maps shrink vectors, so it is often 0.7-0.85);
+- ``add``: ``recommended_scale = s / norm_ratio`` (and the recommended range is divided
+  by ``norm_ratio``), so ``recommended_scale·|W v| = s·|v|·c_tgt/c_src``;
+- ``clamp`` (scale = target projection value): multiplied by ``c_tgt / c_src``;
+- ``project_out``: the scale is unused and kept.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mindvec.errors import InvalidError, UsageError
+
+
+@dataclass(frozen=True)
+class TranslatedVector:
+    """A vector mapped into the target model: ``tensor = W v`` and its recommended scale."""
+
+    name: str
+    tensor: np.ndarray[Any, Any]  # float32 [d_out]
+    operation: str
+    scale: float  # recommended scale at the target
+    scale_range: tuple[float, float]
+    positions: str | int
+    norm_ratio: float
+    source_model: str
+    source_site: Any
+    target_model: str
+    target_site: Any
+    target_model_ref: dict[str, Any]
+    source_model_ref: dict[str, Any]
+    target_calibration: dict[str, Any]
+    mapping: str
+    vector_package: bytes  # identity (sha256 of manifest bytes)
+    mapping_package: bytes
+
+
+def _open(pkg: Any) -> Any:
+    if isinstance(pkg, (str, os.PathLike)):
+        from mindvec.package import open as open_package
+
+        return open_package(pkg)
+    return pkg
+
+
+def _f32(pkg: Any, name: str) -> np.ndarray[Any, Any]:
+    from mindvec.payload import as_float32
+
+    info = pkg.tensor_info(name)
+    return np.array(as_float32(pkg.tensor(name), info.dtype), dtype=np.float64)
+
+
+def mapping_matrix(pkg: Any, spec: Any) -> np.ndarray[Any, Any]:
+    """The full linear part W [d_out, d_in] of a mapping (float64)."""
+    tensors = spec.tensors
+    weight: np.ndarray[Any, Any]
+    if spec.form == "low_rank":
+        weight = _f32(pkg, tensors["u"]) @ _f32(pkg, tensors["v"]).T
+    else:
+        weight = _f32(pkg, tensors["weight"])
+    if spec.form == "orthogonal" and spec.scale is not None:
+        weight = weight * float(spec.scale)
+    return weight
+
+
+def _same_model(a: Any, b: Any) -> list[str]:
+    diffs = []
+    for key in ("model_type", "hidden_size", "num_layers", "num_encoder_layers", "config_sha256"):
+        va, vb = getattr(a, key), getattr(b, key)
+        if key == "config_sha256" and (va is None or vb is None):
+            continue
+        if va != vb:
+            diffs.append(f"{key} ({va!r} vs {vb!r})")
+    return diffs
+
+
+def _pick_mapping(mpkg: Any, vspec: Any, mapping: str | None) -> Any:
+    if mapping is not None:
+        return mpkg.mapping(mapping)
+    maps = mpkg.mappings()
+    if len(maps) == 1:
+        return maps[0]
+    sites = {vs.site for vs in vspec.sites}
+    matching = [m for m in maps if m.source_site in sites]
+    if len(matching) == 1:
+        return matching[0]
+    names = [m.name for m in (matching or maps)]
+    raise UsageError(
+        "argument",
+        f"the mapping package has {len(maps)} mappings and {len(matching)} match the sites of vector "
+        f"{vspec.name!r}; choose one with mapping=NAME (one of {names})",
+    )
+
+
+def translate_vector(
+    vector_pkg: Any, mapping_pkg: Any, *, vector: str | None = None, mapping: str | None = None
+) -> TranslatedVector:
+    """Map one vector (by name, or the only one) through one mapping: ``W v`` + recommended scale."""
+    vpkg, mpkg = _open(vector_pkg), _open(mapping_pkg)
+    vspec = vpkg.vector(vector)
+    mspec = _pick_mapping(mpkg, vspec, mapping)
+    diffs = _same_model(vpkg.model(vspec.model), mpkg.model(mspec.source_model))
+    if diffs:
+        raise InvalidError(
+            "model-mismatch",
+            f"mapping {mspec.name!r} maps from a different model than vector {vspec.name!r} was made for: "
+            + ", ".join(diffs)
+            + "; use a mapping fitted from the vector's model",
+        )
+    vsite = next((vs for vs in vspec.sites if vs.site == mspec.source_site), None)
+    if vsite is None:
+        raise InvalidError(
+            "site",
+            f"mapping {mspec.name!r} reads site {mspec.source_site} but vector {vspec.name!r} has sites "
+            f"{[str(vs.site) for vs in vspec.sites]}; use a mapping from one of those sites",
+        )
+    v = _f32(vpkg, vsite.tensor)
+    w = mapping_matrix(mpkg, mspec) @ v
+    c_src = float(vsite.mean_norm)
+    c_tgt = float(mspec.target_calibration["mean_norm"])
+    target_norm = float(np.linalg.norm(v)) * c_tgt / c_src
+    w_norm = float(np.linalg.norm(w))
+    if not np.isfinite(w_norm) or w_norm == 0.0:
+        raise InvalidError("value", f"W v is zero or not finite for vector {vspec.name!r}; the map loses it")
+    ratio = w_norm / target_norm
+    factor = {"add": 1.0 / ratio, "clamp": c_tgt / c_src}.get(vspec.operation, 1.0)
+    lo, hi = vspec.scale_range
+    return TranslatedVector(
+        name=vspec.name,
+        tensor=w.astype(np.float32),
+        operation=vspec.operation,
+        scale=float(vspec.scale) * factor,
+        scale_range=(float(lo) * factor, float(hi) * factor),
+        positions=vspec.positions,
+        norm_ratio=ratio,
+        source_model=vspec.model,
+        source_site=vsite.site,
+        target_model=mspec.target_model,
+        target_site=mspec.target_site,
+        target_model_ref=dict(mpkg.manifest["models"][mspec.target_model]),
+        source_model_ref=dict(vpkg.manifest["models"][vspec.model]),
+        target_calibration=dict(mspec.target_calibration),
+        mapping=mspec.name,
+        vector_package=vpkg.identity,
+        mapping_package=mpkg.identity,
+    )
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def translated_manifest(
+    tv: TranslatedVector, vpkg: Any, mpkg: Any, *, created: str | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(manifest, tensors) of the package :func:`translate` writes."""
+    from mindvec import __version__
+
+    src = vpkg.manifest["package"]
+    site = tv.target_site.to_dict() if hasattr(tv.target_site, "to_dict") else dict(tv.target_site)
+    tensor = f"{tv.name}/{site['stack']}.{site['layer']}.{site['point']}"
+    model_type = str(tv.target_model_ref["model_type"])
+    provenance = vpkg.manifest["provenance"]
+    # the source model stays in `models` (translation.source_model names it)
+    models = {tv.target_model: tv.target_model_ref}
+    source_name = tv.source_model
+    if source_name in models and models[source_name] != tv.source_model_ref:
+        source_name = f"{source_name}-source"[:64]
+    models[source_name] = tv.source_model_ref
+    manifest: dict[str, Any] = {
+        "package": {
+            "id": f"{src['id']}/translated-{model_type}"[:128],
+            "version": src["version"],
+            "name": f"{src['name']} (translated to {tv.target_model})"[:256],
+            "description": (
+                f"{src['description']}\n\nTranslated into model {tv.target_model!r} ({model_type}) "
+                f"with mapping {tv.mapping!r}."
+            )[:8192],
+            "intended_effect": src["intended_effect"],
+        },
+        "models": models,
+        "vectors": [
+            {
+                "name": tv.name,
+                "model": tv.target_model,
+                "operation": tv.operation,
+                "scale": tv.scale,
+                "scale_range": [tv.scale_range[0], tv.scale_range[1]],
+                "positions": tv.positions,
+                "sites": [{"site": site, "tensor": tensor, "calibration": tv.target_calibration}],
+                "method": {"kind": "translated"},
+                "translation": {
+                    "source_model": source_name,
+                    "mapping": tv.mapping,
+                    "mapping_package": tv.mapping_package,
+                    "norm_ratio": tv.norm_ratio,
+                    "recommended_scale": tv.scale,
+                },
+            }
+        ],
+        "provenance": {
+            "creator": provenance["creator"],
+            "created": created or _now(),
+            "tool": {"name": "mindvec", "version": __version__},
+            "license": provenance["license"],
+            "parents": [
+                {"id": tv.vector_package, "package_id": src["id"], "role": "vector"},
+                {"id": tv.mapping_package, "package_id": mpkg.manifest["package"]["id"], "role": "mapping"},
+            ],
+        },
+    }
+    return manifest, {tensor: tv.tensor}
+
+
+def translate(
+    vector_package: Any,
+    mapping_package: Any,
+    out_path: str | os.PathLike[str],
+    *,
+    vector: str | None = None,
+    mapping: str | None = None,
+    signers: Iterable[Any] = (),
+    created: str | None = None,
+) -> Path:
+    """Write a package holding the vector translated into the mapping's target model.
+
+    Its provenance ``parents`` name both inputs by identity (sha256 of manifest bytes);
+    the vector carries ``translation`` metadata (source model, mapping, mapping package,
+    norm_ratio, recommended_scale), computed by :func:`translate_vector`.
+    """
+    from mindvec.package import write
+
+    vpkg, mpkg = _open(vector_package), _open(mapping_package)
+    tv = translate_vector(vpkg, mpkg, vector=vector, mapping=mapping)
+    manifest, tensors = translated_manifest(tv, vpkg, mpkg, created=created)
+    return write(out_path, manifest, tensors, signers=signers)
