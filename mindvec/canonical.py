@@ -130,6 +130,9 @@ _DECODED_TYPES = (dict, list, str, bytes, int, float, bool, type(None))
 
 
 def _unpack(data: bytes) -> Any:
+    # Every element takes at least one byte, so no declared count or length can
+    # exceed the input size: bounding them by it stops huge pre-allocations.
+    limit = len(data)
     try:
         return msgpack.unpackb(
             data,
@@ -138,11 +141,11 @@ def _unpack(data: bytes) -> Any:
             strict_map_key=True,
             object_pairs_hook=_pairs_hook,
             ext_hook=_ext_hook,
-            max_str_len=MAX_INPUT,
-            max_bin_len=MAX_INPUT,
-            max_array_len=MAX_INPUT,
-            max_map_len=MAX_INPUT,
-            max_ext_len=MAX_INPUT,
+            max_str_len=limit,
+            max_bin_len=limit,
+            max_array_len=limit,
+            max_map_len=limit,
+            max_ext_len=limit,
         )
     except _DuplicateKey as exc:
         raise MalformedError("duplicate-key", f"a map repeats the key {exc.args[0]!r}") from None

@@ -207,23 +207,24 @@ def _read_exact(handle: BinaryIO, offset: int, size: int) -> bytes:
     return data
 
 
+def _prefix_differs(head: bytes, start: int, expected: bytes) -> bool:
+    """Compare a field on the bytes of it that exist (the file may end inside it)."""
+    have = head[start : start + len(expected)]
+    return have != expected[: len(have)]
+
+
 def _check_head(head: bytes) -> tuple[int, int, int, int, int]:
-    """Check magic, version and flags on however many preamble bytes exist."""
-    if head[:8] != MAGIC[: len(head[:8])]:
+    """Check magic, major and flags on however many preamble bytes exist, then truncation."""
+    if _prefix_differs(head, 0, MAGIC):
         raise MalformedError("magic", "this is not a .mindvec file (wrong magic bytes)")
-    if len(head) < 12:
-        raise MalformedError("truncated", "the file ends inside the preamble")
-    major, minor = struct.unpack_from("<HH", head, 8)
-    if major != VERSION[0]:
+    if _prefix_differs(head, 8, struct.pack("<H", VERSION[0])):
+        major = struct.unpack_from("<H", head, 8)[0] if len(head) >= 10 else head[8]
         raise MalformedError("version", f"format major version {major} is not supported (this reader: 1)")
-    if len(head) < 16:
-        raise MalformedError("truncated", "the file ends inside the preamble")
-    (flags,) = struct.unpack_from("<I", head, 12)
-    if flags != 0:
-        raise MalformedError("flags", f"preamble flags are {flags:#x}; version 1 requires 0")
+    if _prefix_differs(head, 12, bytes(4)):
+        raise MalformedError("flags", "preamble flags are not zero; version 1 requires 0")
     if len(head) < PREAMBLE_SIZE:
-        raise MalformedError("truncated", "the file ends inside the preamble")
-    _, _, _, _, manifest_len, payload_len = _PREAMBLE.unpack(head)
+        raise MalformedError("truncated", f"the file ends inside the preamble ({len(head)} of 32 bytes)")
+    _, major, minor, flags, manifest_len, payload_len = _PREAMBLE.unpack(head)
     return major, minor, flags, manifest_len, payload_len
 
 

@@ -75,12 +75,12 @@ def test_version_and_flags(tmp_path: Path) -> None:
 def test_preamble_checked_on_existing_bytes(tmp_path: Path) -> None:
     """A file ending inside the preamble is `truncated`, after magic, major and flags. [R-5]"""
     head = container.encode_preamble(10, 100)
-    assert _code(factories.write_bytes(tmp_path, head[:20])) == "truncated"
-    bad_major = container.encode_preamble(10, 100, (3, 0))[:11]
-    assert _code(factories.write_bytes(tmp_path, bad_major[:10])) == "truncated"
-    assert (
-        _code(factories.write_bytes(tmp_path, container.encode_preamble(10, 100, (3, 0))[:12])) == "version"
-    )
+    for size in (9, 10, 12, 14, 16, 20, 31):
+        assert _code(factories.write_bytes(tmp_path, head[:size])) == "truncated"
+    bad_major = container.encode_preamble(10, 100, (3, 0))
+    assert _code(factories.write_bytes(tmp_path, bad_major[:9])) == "version"
+    assert _code(factories.write_bytes(tmp_path, bad_major[:10])) == "version"
+    assert _code(factories.write_bytes(tmp_path, head[:13] + b"\x01")) == "flags"
 
 
 @pytest.mark.parametrize(
