@@ -240,3 +240,65 @@ def test_term_table_matches_loader() -> None:
 def test_resid_points_listed(point: str) -> None:
     rows = table_rows(section(spec_text(), "### 8.2 Architecture table"))
     assert any(point in row[0] for row in rows)
+
+
+# ---------------------------------------------------------------- (f) examples in the spec
+
+
+def test_trust_store_example_parses() -> None:
+    """[R-77] the spec's trust-store example is a valid store with the scopes it shows."""
+    from mindvec.trust import TrustStore
+
+    text = spec_text()
+    start = text.index("```\n", text.index("<!-- trust-store-example -->")) + 4
+    example = text[start : text.index("```", start)]
+    store = TrustStore.parse(example)
+    alice, ci = store.entries
+    assert alice.packages == ("acme/*",) and alice.valid_before is not None
+    assert ci.repos == ("acme/*",) and ci.valid_after is not None
+    assert len(store.revocations) == 1
+
+
+def test_signing_test_vector_in_spec() -> None:
+    """[R-64] [R-65] the keyid, PAE and signature printed in section 9.3 are what mindvec computes."""
+    from mindvec.signing import SecretKey, pae
+
+    section_text = section(spec_text(), "### 9.3 What is signed")
+    block = section_text[section_text.index("**Test vector.**") :]
+
+    def hex_after(label: str) -> str:
+        tail = block[block.index(label) + len(label) :]
+        digits = []
+        for line in tail.splitlines()[0:6]:
+            chunk = line.split("=")[0].split("(")[0].strip()
+            if chunk and all(c in "0123456789abcdef" for c in chunk):
+                digits.append(chunk)
+            elif digits:
+                break
+        return "".join(digits)
+
+    key = SecretKey.from_seed(bytes.fromhex(hex_after("secret seed")))
+    assert key.public_key.raw.hex() == hex_after("public key")
+    assert key.keyid.hex() == hex_after("keyid")
+    manifest = bytes.fromhex(hex_after("M (12 bytes)"))
+    assert pae(manifest).hex() == hex_after("PAE (72 bytes)")
+    entry = key.sign_manifest(manifest)
+    assert entry.sig.hex() == hex_after("signature\n")
+    from mindvec.container import encode_signature_block
+
+    assert encode_signature_block([entry]).hex() == hex_after("signature block (108 bytes)")
+
+
+def test_config_digest_vector_in_spec() -> None:
+    """[R-26] the config digest test vector in section 4.5 is sha256 of the printed JSON."""
+    import hashlib
+    import json
+
+    block = section(spec_text(), "### 4.5 Config digest")
+    text = re.search(r"D = `([^`]+)`", block)
+    digest = re.search(r"gives `([0-9a-f]{64})`", block)
+    assert text is not None and digest is not None
+    d = json.loads(text.group(1))
+    canonical = json.dumps(d, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert canonical == text.group(1)
+    assert hashlib.sha256(canonical.encode("utf-8")).hexdigest() == digest.group(1)
