@@ -216,3 +216,25 @@ def test_signed_text_is_escaped(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert code == 3
     assert "\x1b" not in out and "\u202e" not in out
     assert "\\x1b[2J" in out and "\\u202e" in out
+
+
+def test_trust_list_json_remove_and_keygen_refuses_overwrite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = str(tmp_path / "allowed_signers")
+    run(capsys, "keygen", str(tmp_path / "k.key"), "--comment", "carol")
+    code, _, err = run(capsys, "keygen", str(tmp_path / "k.key"))
+    assert code != 0 and "error[io]" in err and "--force" in err
+    pub_line = (tmp_path / "k.key.pub").read_text().strip()
+    assert run(capsys, "trust", "add", pub_line, "--repos", "acme/*", "--trust", store)[0] == 0
+    code, out, _ = run(capsys, "trust", "list", "--json", "--trust", store)
+    doc = json.loads(out)
+    assert (
+        code == 0 and doc["trusted"][0]["principal"] == "carol" and doc["trusted"][0]["repos"] == ["acme/*"]
+    )
+    code, out, _ = run(capsys, "trust", "remove", "carol", "--trust", store)
+    assert code == 0 and "removed 1" in out
+    code, _, err = run(capsys, "trust", "remove", "carol", "--trust", store)
+    assert code == 1 and "error[not-found]" in err
+    code, _, err = run(capsys, "trust", "add", str(tmp_path / "k.key"), "--trust", store)
+    assert code == 1 and "secret key file" in err
