@@ -482,9 +482,13 @@ def render_model_card(
     add("```sh")
     if keyids:
         first = keyids[0].hex()
-        key_file = f"{KEYS_DIR}/{first}.pub" if keyids[0] in published_keys else "PUBLISHER.pub"
-        add(f"# trust the publisher's key (key id {first}) for this repo, then pull")
-        add(f"mindvec trust add PUBLISHER {key_file} --repos {repo_id}")
+        if keyids[0] in published_keys:
+            add(f"# download {KEYS_DIR}/{first}.pub from this repo; check key id {first} with the publisher")
+            key_file = f"{first}.pub"
+        else:
+            add(f"# get the publisher's public key (key id {first}) from them")
+            key_file = "PUBLISHER.pub"
+        add(f"mindvec trust add {key_file} --principal PUBLISHER --repos {repo_id}")
         add(f"mindvec pull {repo_id} {filename}")
         add("# or pin the publisher's key on first use, like SSH known_hosts")
         add(f"mindvec pull {repo_id} {filename} --tofu")
