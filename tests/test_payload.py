@@ -13,6 +13,7 @@ import safetensors
 from safetensors.numpy import save
 
 import mindvec
+from mindvec import canonical
 from mindvec import payload as pl
 from mindvec.errors import MindvecError
 from tests import factories
@@ -200,3 +201,25 @@ def test_torch_tensors_written_without_torch_at_import(tmp_path: Path) -> None:
     for i, dt in enumerate(dtypes):
         values = pl.as_float32(package.tensor(f"v.{i}"), package.tensor_info(f"v.{i}").dtype)
         assert values.tolist() == tensors[f"v.{i}"].to(torch.float32).tolist(), dt
+
+
+@pytest.mark.parametrize(
+    ("header", "data", "code"),
+    [
+        ('{"x":' + json.dumps(_entry()) + ',"x":' + json.dumps(_entry()) + "}", bytes(8), "duplicate-key"),
+        ({"__metadata__": {"k": "v"}}, b"", "payload"),
+        ({"x": _entry("I32", [2], [0, 8])}, bytes(8), "dtype"),
+        ({"a": _entry(offsets=[0, 8]), "b": _entry(offsets=[9, 17])}, bytes(17), "payload"),
+        ({"a": _entry(offsets=[0, 8]), "b": _entry(offsets=[4, 12])}, bytes(12), "payload"),
+        ({"x": _entry()}, bytes(8), "tensor-reference"),
+    ],
+)
+def test_header_rules_through_open(tmp_path: Path, header: Any, data: bytes, code: str) -> None:
+    """The same payload rules through mindvec.open, with a matching signed header digest. [R-44] [R-45]
+    [R-48] [R-50] [R-51]"""
+    manifest = factories.fill_payload(factories.minimal_manifest(), factories.raw_payload(header, data))
+    manifest["payload"]["tensors"] = {}
+    blob = factories.assemble(canonical.encode(manifest), factories.raw_payload(header, data))
+    with pytest.raises(MindvecError) as info:
+        mindvec.open(factories.write_bytes(tmp_path, blob))
+    assert info.value.code == code
