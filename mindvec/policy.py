@@ -167,10 +167,11 @@ def decide(
             f"{len(trusted)} trusted signature(s), the policy requires {threshold}; ask more trusted "
             "signers to co-sign ('mindvec sign')",
         )
+    where = f" ({store.path})" if store.path else ""
     return UnverifiedError(
         "untrusted-key",
-        "no signature comes from a key in the trust store; if you trust the signer, add their key "
-        "with 'mindvec trust add', or opt in with allow_untrusted=True",
+        f"no signature comes from a key in the trust store{where}; if you trust the signer, add "
+        "their key with 'mindvec trust add', or opt in with allow_untrusted=True",
     )
 
 

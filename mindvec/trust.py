@@ -31,6 +31,7 @@ import fnmatch
 import json
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -60,6 +61,14 @@ LOCK_TIMEOUT_S = 60.0
 MAX_STORE_BYTES = 16 * 2**20
 _PRINCIPAL = re.compile(r"^[^\s\"#@][^\s\"]{0,255}$")
 _COMPACT_TIME = re.compile(r"^(\d{4})(\d{2})(\d{2})(?:(\d{2})(\d{2})(\d{2}))?Z?$")
+
+
+def _mode_of(path: Path, default: int = 0o644) -> int:
+    """Keep an existing file's permissions when it is rewritten."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return default
 
 
 def default_trust_path() -> Path:
@@ -379,7 +388,7 @@ class TrustStore:
     def save(self, path: str | os.PathLike[str] | None = None) -> Path:
         target = Path(path) if path is not None else (self.path or default_trust_path())
         target.parent.mkdir(parents=True, exist_ok=True)
-        return atomic_write(target, self.dumps().encode("utf-8"), 0o644)
+        return atomic_write(target, self.dumps().encode("utf-8"), _mode_of(target))
 
     @classmethod
     @contextlib.contextmanager
@@ -447,7 +456,7 @@ class State:
                 doc = self._read()
                 yield doc
                 data = (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()
-                atomic_write(self.path, data, 0o644)
+                atomic_write(self.path, data, _mode_of(self.path))
         except filelock.Timeout:
             raise UsageError("io", f"{self.path}.lock is held by another process; retry later") from None
 

@@ -231,3 +231,12 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
             assert seen is not None and seen.version == i + 1
     store = TrustStore.load(tmp_path / "allowed_signers")
     assert sorted(e.principal for e in store.entries) == [f"worker{w}" for w in range(4)]
+
+
+def test_rewrites_keep_file_mode(tmp_path: Path) -> None:
+    path = tmp_path / "allowed_signers"
+    TrustStore().save(path)
+    path.chmod(0o600)
+    with TrustStore.edit(path) as store:
+        store.add(TrustEntry("dave", _key().public_key))
+    assert path.stat().st_mode & 0o777 == 0o600
