@@ -74,7 +74,7 @@ def escape_text(text: str, limit: int | None = None) -> str:
     for char in text:
         if char == "\\":
             out.append("\\\\")
-        elif unicodedata.category(char) in _CONTROL_CATEGORIES and char != "…":
+        elif unicodedata.category(char) in _CONTROL_CATEGORIES:
             code = ord(char)
             out.append(
                 f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"

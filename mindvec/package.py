@@ -259,6 +259,8 @@ _Item = TypeVar("_Item", mf.VectorSpec, mf.MappingSpec)
 
 def _pick(items: list[_Item], name: str | None, kind: str) -> _Item:
     names = [item.name for item in items]
+    if not items:
+        raise UsageError("not-found", f"the package has no {kind}")
     if name is None:
         if len(items) == 1:
             return items[0]
