@@ -63,6 +63,8 @@ def _fail(message: str) -> NoReturn:
 
 def _normalize(obj: Any, depth: int) -> Any:
     """Return ``obj`` with maps sorted, or raise if it is outside the profile."""
+    if type(obj).__module__ == "numpy" and hasattr(obj, "item") and getattr(obj, "ndim", None) == 0:
+        obj = obj.item()  # numpy scalars become the Python int/float/bool they hold
     if obj is None or isinstance(obj, (bool, str)):
         if isinstance(obj, str):
             _check_utf8(obj)

@@ -141,6 +141,16 @@ def test_truncated_trailing_and_invalid(data: bytes) -> None:
     assert _code(data) == "msgpack"
 
 
+def test_numpy_scalars_become_python_values() -> None:
+    """Fitting code hands over numpy scalars; they encode as the int/float/bool they hold."""
+    import numpy as np
+
+    value = {"a": np.float32(0.5), "b": np.int64(7), "c": np.bool_(True), "d": np.float64(1.25)}
+    assert canonical.encode(value) == canonical.encode({"a": 0.5, "b": 7, "c": True, "d": 1.25})
+    with pytest.raises(MalformedError):
+        canonical.encode({"x": np.zeros(2)})
+
+
 def test_encode_rejects_unsupported_types() -> None:
     with pytest.raises(MalformedError):
         canonical.encode({1: "x"})
