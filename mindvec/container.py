@@ -375,7 +375,12 @@ def rewrite_signatures(path: str | os.PathLike[str], entries: Sequence[Signature
     """
     raw = read_raw(path)
     block = encode_signature_block(entries)
-    with _open_for_read(raw.path) as src, atomic_writer(raw.path) as dst:
+
+    def same_package(tmp: Path) -> None:
+        if read_raw(tmp).manifest_bytes != raw.manifest_bytes:
+            raise MalformedError("truncated", f"{raw.path} changed while it was being co-signed; try again")
+
+    with _open_for_read(raw.path) as src, atomic_writer(raw.path, check=same_package) as dst:
         _copy_prefix(src, dst, raw.layout.sig_offset)
         dst.write(block)
         dst.write(encode_trailer(len(block)))
