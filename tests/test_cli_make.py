@@ -1,0 +1,202 @@
+"""`mindvec extract/fit/correspond/translate` write packages the reader accepts.
+
+Runs on tiny random models saved to local folders (offline, seconds). The round trip checks
+that a fitted map, a vector and a translated vector pass the reader and that the translated
+package's provenance names its parents by identity (sha256 of manifest bytes).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fit_helpers import WORDS, tiny_llama, word_tokenizer
+
+from mindvec.cli import main
+from mindvec.cli.make import parse_layers
+from mindvec.errors import UsageError
+from mindvec.package import open as open_package
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("make")
+    for name, hidden, seed in (("a", 32, 0), ("b", 48, 1)):
+        folder = root / name
+        tiny_llama(hidden=hidden, seed=seed).save_pretrained(folder)
+        word_tokenizer().save_pretrained(folder)
+    rng = random.Random(0)
+    words = [w for w in WORDS if w.isalpha()]
+    lines = [" ".join(rng.choice(words) for _ in range(14)) + " ." for _ in range(120)]
+    (root / "corpus.txt").write_text("\n".join(lines) + "\n")
+    pairs = [
+        {"positive": f"the film was good and {w}", "negative": f"the film was bad and {w}"} for w in words[:8]
+    ]
+    (root / "pairs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    return {"root": root, "a": root / "a", "b": root / "b"}
+
+
+def _run(*argv: str) -> None:
+    assert main([*argv, "--quiet"] if argv[0] != "translate" else list(argv)) == 0
+
+
+def test_round_trip_vector_map_translation(setup: dict[str, Path]) -> None:
+    root = setup["root"]
+    vec, mp, tr = root / "vec.mindvec", root / "map.mindvec", root / "tr.mindvec"
+    _run(
+        "extract",
+        "--model",
+        str(setup["a"]),
+        "--pairs",
+        str(root / "pairs.jsonl"),
+        "--layers",
+        "1-2",
+        "--vector-name",
+        "sentiment",
+        "--id",
+        "test/sentiment",
+        "-o",
+        str(vec),
+    )
+    _run(
+        "fit",
+        "--source",
+        str(setup["a"]),
+        "--target",
+        str(setup["b"]),
+        "--corpus",
+        str(root / "corpus.txt"),
+        "--source-layer",
+        "1",
+        "--target-layer",
+        "2",
+        "--max-pairs",
+        "900",
+        "--chunk-chars",
+        "200",
+        "-o",
+        str(mp),
+    )
+    _run("translate", str(vec), str(mp), "-o", str(tr))
+    with open_package(vec) as v, open_package(mp) as m, open_package(tr) as t:
+        for p in (v, m, t):
+            p.check_integrity()
+        spec = v.vector()
+        assert [s.site.layer for s in spec.sites] == [1, 2] and spec.method["kind"] == "mean_diff"
+        assert v.manifest["provenance"]["datasets"][0]["samples"] == 16
+        mapping = m.manifest["mappings"][0]
+        assert mapping["form"] == "affine" and mapping["fit"]["method"] == "ridge"
+        assert set(mapping["metrics"]["baselines"]) == {"shuffled", "mean", "embedding"}
+        assert mapping["metrics"]["train_samples"] + mapping["metrics"]["test_samples"] <= 1000
+        assert m.tensor(mapping["tensors"]["weight"]).shape == (48, 32)
+        assert m.manifest["models"]["source"]["hidden_size"] == 32
+        parents = {p["role"]: p["id"] for p in t.manifest["provenance"]["parents"]}
+        assert parents == {"vector": v.identity, "mapping": m.identity}
+        tv = t.vector()
+        w = np.asarray(m.tensor(mapping["tensors"]["weight"]), dtype=np.float64)
+        src = np.asarray(v.tensor(spec.sites[0].tensor), dtype=np.float64)
+        np.testing.assert_allclose(t.tensor(tv.sites[0].tensor), w @ src, rtol=1e-4, atol=1e-6)
+
+
+def test_correspond_and_heatmap(setup: dict[str, Path]) -> None:
+    root = setup["root"]
+    out, png = root / "corr.mindvec", root / "corr.png"
+    _run(
+        "correspond",
+        "--source",
+        str(setup["a"]),
+        "--target",
+        str(setup["b"]),
+        "--corpus",
+        str(root / "corpus.txt"),
+        "--samples",
+        "600",
+        "--cka-samples",
+        "300",
+        "--chunk-chars",
+        "200",
+        "--heatmap",
+        str(png),
+        "-o",
+        str(out),
+    )
+    with open_package(out) as p:
+        corr = p.manifest["correspondences"]
+        assert [c["target"]["site"]["layer"] for c in corr] == [0, 1, 2]
+        assert {c["metric"] for c in corr} == {"ridge_r2"}
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("method", ["procrustes", "cca", "low_rank_ridge"])
+def test_fit_other_forms(setup: dict[str, Path], method: str) -> None:
+    root = setup["root"]
+    out = root / f"{method}.mindvec"
+    _run(
+        "fit",
+        "--source",
+        str(setup["a"]),
+        "--target",
+        str(setup["b"]),
+        "--corpus",
+        str(root / "corpus.txt"),
+        "--source-layer",
+        "0",
+        "--target-layer",
+        "1",
+        "--max-pairs",
+        "600",
+        "--method",
+        method,
+        "--rank",
+        "4",
+        "--chunk-chars",
+        "200",
+        "-o",
+        str(out),
+    )
+    with open_package(out) as p:
+        p.check_integrity()
+        mapping = p.manifest["mappings"][0]
+        assert (
+            mapping["form"]
+            == {"procrustes": "orthogonal", "cca": "affine", "low_rank_ridge": "low_rank"}[method]
+        )
+
+
+def test_ctrl_c_leaves_no_output(setup: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    root = setup["root"]
+    out = root / "interrupted" / "vec.mindvec"
+    out.parent.mkdir()
+
+    def boom(*_a: object, **_k: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("mindvec.package.encode_package", boom)
+    code = main(
+        [
+            "extract",
+            "--model",
+            str(setup["a"]),
+            "--pairs",
+            str(root / "pairs.jsonl"),
+            "--layers",
+            "1",
+            "-o",
+            str(out),
+            "--quiet",
+        ]
+    )
+    assert code == 130
+    assert list(out.parent.iterdir()) == []
+
+
+def test_errors_say_what_to_do(setup: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert parse_layers("3-5,1", 8) == [1, 3, 4, 5]
+    with pytest.raises(UsageError, match="out of range"):
+        parse_layers("9", 8)
+    code = main(["extract", "--model", str(setup["root"] / "nope"), "--pairs", "x.jsonl", "-o", "x.mindvec"])
+    assert code == 1
+    assert "error[" in capsys.readouterr().err
