@@ -302,3 +302,59 @@ def test_config_digest_vector_in_spec() -> None:
     canonical = json.dumps(d, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert canonical == text.group(1)
     assert hashlib.sha256(canonical.encode("utf-8")).hexdigest() == digest.group(1)
+
+
+# ---------------------------------------------------------------- (g) a second reader
+
+
+def load_mini_reader() -> ModuleType:
+    path = ROOT / "spec" / "tools" / "mini_reader.py"
+    spec = importlib.util.spec_from_file_location("mindvec_spec_mini_reader", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_independent_reader_agrees(tmp_path: Path) -> None:
+    """A reader written from the spec alone gives mindvec's code for every damaged example.
+
+    spec/tools/mini_reader.py imports nothing from mindvec. Every single-bit flip (bit 0)
+    of the worked example and every truncation must give the same first-failure code from
+    both readers, which shows the check order and the rules are specified completely.
+    [R-69]
+    """
+    from mindvec.signing import SecretKey
+    from mindvec.trust import TrustStore
+    from mindvec.verify import verify
+
+    mini = load_mini_reader()
+    data = load_make_example().example_bytes()
+    key = SecretKey.from_seed(bytes(range(1, 33)))
+    store = TrustStore.parse(f"spec {key.public_key.to_line()}\n")
+    path = tmp_path / "x.mindvec"
+
+    def independent(blob: bytes) -> str | None:
+        try:
+            mini.read(blob, key.public_key.raw)
+        except mini.Reject as exc:
+            return str(exc.code)
+        return None
+
+    def reference(blob: bytes) -> str | None:
+        path.write_bytes(blob)
+        report = verify(path, trust=store, now="20260601", detached=False)
+        return None if report.error is None else report.error.code
+
+    variants = [data] + [data[:n] for n in range(len(data))]
+    for i in range(len(data)):
+        flipped = bytearray(data)
+        flipped[i] ^= 0x01
+        variants.append(bytes(flipped))
+    disagreements = []
+    for blob in variants:
+        a, b = independent(blob), reference(blob)
+        if a != b:
+            disagreements.append((len(blob), a, b))
+    assert independent(data) is None
+    assert not disagreements, disagreements[:10]
