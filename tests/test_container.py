@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import mindvec
 from mindvec import canonical, container
@@ -30,6 +32,16 @@ def _patched(tmp_path: Path, offset: int, new: bytes, name: str = "patched.mindv
     data = bytearray(factories.tiny_package(tmp_path).read_bytes())
     data[offset : offset + len(new)] = new
     return factories.write_bytes(tmp_path, bytes(data), name)
+
+
+_TINY: list[bytes] = []
+
+
+def _tiny_bytes(tmp_path: Path) -> bytes:
+    """The tiny package's bytes, built once per session (it is deterministic)."""
+    if not _TINY:
+        _TINY.append(factories.tiny_package(tmp_path, "tiny-cache.mindvec").read_bytes())
+    return _TINY[0]
 
 
 def _entry(keyid_byte: int) -> SignatureEntry:
@@ -257,3 +269,22 @@ def test_tensor_data_read_lazily(tmp_path: Path) -> None:
     with pytest.raises(MindvecError) as err:
         opened.tensor("v.2")
     assert err.value.code == "digest-mismatch"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=6),
+    st.integers(0, 40),
+)
+def test_random_multi_byte_damage_gives_typed_errors(
+    tmp_path: Path, edits: list[tuple[int, int]], cut: int
+) -> None:
+    """Several damaged bytes plus a cut end: still only typed errors (or an intact read)."""
+    data = bytearray(_tiny_bytes(tmp_path))
+    for position, value in edits:
+        data[position % len(data)] = value
+    path = factories.write_bytes(tmp_path, bytes(data[: len(data) - cut]), "fuzz.mindvec")
+    try:
+        _read_back(path)
+    except MindvecError:
+        pass

@@ -8,6 +8,8 @@ from typing import Any
 import msgpack
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import mindvec
 from mindvec import canonical
@@ -395,3 +397,48 @@ def test_escape_text() -> None:
 def test_schema_found_from_package() -> None:
     assert mf.schema_path().name == "manifest.schema.json"
     assert mf.load_schema()["$schema"].endswith("2020-12/schema")
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every path to a value inside a manifest."""
+    found = [prefix] if prefix else []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found += _paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found += _paths(value, (*prefix, i))
+    return found
+
+
+junk = (
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 10)
+    | st.floats(-2, 2)
+    | st.text(max_size=3)
+    | st.binary(max_size=33)
+    | st.lists(st.integers(0, 3), max_size=3)
+    | st.dictionaries(st.sampled_from(["x", "layer", "model"]), st.integers(0, 3))
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_mutated_manifests_only_raise_typed_errors(data: st.DataObject) -> None:
+    """Any single replaced or deleted value gives a typed error or a valid manifest, never
+    a KeyError/TypeError from the semantic rules. [R-23] [R-69]"""
+    manifest = _base()
+    path = data.draw(st.sampled_from(_paths(manifest)))
+    parent: Any = manifest
+    for key in path[:-1]:
+        parent = parent[key]
+    if data.draw(st.booleans()):
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = data.draw(junk)
+    try:
+        mf.validate(manifest)
+        mf.check_header(manifest, _infos(GOOD))
+    except MindvecError:
+        pass
