@@ -80,3 +80,42 @@ def test_inspect_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert err.startswith("error[magic]: ") and "Traceback" not in err
     assert main(["inspect", str(tmp_path / "missing.mindvec")]) != 0
     assert capsys.readouterr().err.startswith("error[io]: ")
+
+
+def test_inspect_renders_every_optional_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Translations, parents, datasets, hf/gguf sources, extensions and orthogonal scale all render."""
+    manifest, tensors = factories.full_manifest()
+    manifest["models"]["src"]["source"] = {"kind": "hf", "repo": "org/model", "revision": "a" * 40}
+    manifest["models"]["tgt"]["source"] = {"kind": "gguf", "file_sha256": bytes(32), "quantization": "Q8_0"}
+    manifest["models"]["tgt"]["num_encoder_layers"] = 2
+    manifest["vectors"][0]["translation"] = {
+        "source_model": "src",
+        "mapping": "map",
+        "norm_ratio": 0.8,
+        "recommended_scale": 5.0,
+    }
+    manifest["vectors"][0]["positions"] = 3
+    dataset = {"name": "corpus", "sha256": b"\x11" * 32, "samples": 10}
+    manifest["provenance"]["datasets"] = [dataset]
+    manifest["provenance"]["parents"] = [{"id": b"\x22" * 32, "role": "mapping", "package_id": "org/map"}]
+    manifest["extensions"] = {"org.example.a": 1, "org.example.b": [1, 2]}
+    manifest["correspondences"] = manifest["correspondences"] * 25
+    path = mindvec.write(tmp_path / "all.mindvec", manifest, tensors)
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    for expected in (
+        "source hf org/model@" + "a" * 40,
+        "source gguf Q8_0",
+        "encoder layers 2",
+        "translated from src via map",
+        "positions 3",
+        "11" * 32,
+        "parent  mapping org/map " + "22" * 32,
+        "extensions: org.example.a, org.example.b",
+        "... 5 more (use --json)",
+    ):
+        assert expected in out, expected
+    assert main(["inspect", "--json", str(path)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert len(data["correspondences"]) == 25
+    assert data["models"]["tgt"]["source"]["file_sha256"] == "00" * 32
