@@ -210,7 +210,6 @@ def run_case(case: Case, impl: Sequence[str], timeout: float, strict: bool) -> O
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
                 timeout=timeout,
-                cwd=scratch,
                 check=False,
             )
         except subprocess.TimeoutExpired:
@@ -224,6 +223,10 @@ def run_case(case: Case, impl: Sequence[str], timeout: float, strict: bool) -> O
     stdout = proc.stdout.decode("utf-8", errors="replace")
     stderr = proc.stderr.decode("utf-8", errors="replace")
     ok, got, reason = judge(case, proc.returncode, stdout, stderr, strict)
+    if not ok and got == "crash":
+        tail = [line for line in stderr.splitlines() if line.strip()][-1:]
+        if tail:
+            reason += f" (stderr: {tail[0][:200]})"
     return Outcome(case.id, case.requirements, expected, ok, got, reason, seconds, argv)
 
 

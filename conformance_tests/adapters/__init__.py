@@ -1,0 +1,1 @@
+"""Adapters that speak the conformance protocol (see ../README.md)."""

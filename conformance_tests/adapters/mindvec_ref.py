@@ -1,0 +1,103 @@
+"""The reference adapter: this project's implementation behind the conformance protocol.
+
+    python conformance_tests/adapters/mindvec_ref.py decode FILE
+    python conformance_tests/adapters/mindvec_ref.py verify FILE --trust T [--state S] [--now TIME]
+        [--threshold N]
+
+``decode`` is ``mindvec.open`` (steps 1, 3, 4, 5) plus ``Package.check_integrity`` (step 6).
+``verify`` is ``mindvec.verify`` (steps 1 to 7). A rejection prints ``{"code", "message"}``
+on stderr and exits 1; anything unexpected exits 3, which the runner counts as a crash.
+The broken adapters in ``broken/`` reuse :func:`main` with one check disabled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+# run as a script from any folder: make the repository importable
+_ROOT = Path(__file__).resolve().parents[2]
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+from conformance_tests.tagged import tag  # noqa: E402
+from mindvec.errors import MindvecError  # noqa: E402
+
+EXIT_REJECTED = 1
+EXIT_CRASH = 3
+
+
+def decode(path: str) -> dict[str, Any]:
+    import mindvec
+
+    with mindvec.open(path) as package:
+        package.check_integrity()
+        digests = package.manifest["payload"]["tensors"]
+        tensors = {}
+        for name in sorted(package.tensor_names):
+            info = package.tensor_info(name)
+            tensors[name] = {"dtype": info.dtype, "shape": list(info.shape), "sha256": digests[name].hex()}
+        major, minor = package.version
+        return {
+            "format": f"{major}.{minor}",
+            "identity": package.identity.hex(),
+            "manifest": tag(package.manifest),
+            "tensors": tensors,
+            "signatures": [{"alg": s.alg, "keyid": s.keyid.hex()} for s in package.signatures],
+        }
+
+
+def verify(path: str, trust: str, state: str | None, now: str | None, threshold: int) -> dict[str, Any]:
+    import mindvec
+
+    report = mindvec.verify(path, trust=trust, threshold=threshold, state=state, now=now, detached=False)
+    if report.error is not None:
+        raise report.error
+    return {
+        "identity": report.identity,
+        "verified": True,
+        "signers": sorted(result.keyid for result in report.signatures if result.trusted),
+        "report": report.to_dict(),
+    }
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="op", required=True)
+    dec = sub.add_parser("decode")
+    dec.add_argument("file")
+    ver = sub.add_parser("verify")
+    ver.add_argument("file")
+    ver.add_argument("--trust", required=True)
+    ver.add_argument("--state")
+    ver.add_argument("--now")
+    ver.add_argument("--threshold", type=int, default=1)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        if args.op == "decode":
+            result = decode(args.file)
+        else:
+            result = verify(args.file, args.trust, args.state, args.now, args.threshold)
+    except MindvecError as exc:
+        print(
+            json.dumps({"code": exc.code, "class": exc.klass.value, "message": exc.message}), file=sys.stderr
+        )
+        return EXIT_REJECTED
+    except Exception:  # noqa: BLE001 - anything else is a crash, and the runner must see it as one
+        traceback.print_exc()
+        return EXIT_CRASH
+    print(json.dumps(result, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
