@@ -323,7 +323,8 @@ def case_steer(env: Env) -> None:
         num_key_value_heads=2,
         max_position_embeddings=32,
     )
-    model = LlamaForCausalLM(config).eval()
+    model = LlamaForCausalLM(config)
+    model.eval()  # type: ignore[no-untyped-call]
     manifest = factories.minimal_manifest(
         m=binding.model_ref(model, source={"kind": "local", "note": "tiny random llama"})
     )

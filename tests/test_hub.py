@@ -17,6 +17,7 @@ import subprocess
 import sys
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -182,7 +183,7 @@ def test_push_refuses_before_any_upload(tmp_path: Path) -> None:
     bad = container.SignatureEntry(entry.alg, entry.keyid, bytes(64))
     container.rewrite_signatures(forged, [bad])
     endpoint = "http://127.0.0.1:9"  # discard port: any request would fail as "hub"
-    cases = [
+    cases: list[tuple[Path, dict[str, Any], str]] = [
         (unsigned, {}, "no-signature"),
         (signed, {"public_key": other_pub}, "argument"),
         (forged, {"public_key": pub}, "bad-signature"),
