@@ -113,6 +113,7 @@ class Package:
 
     @property
     def manifest(self) -> dict[str, Any]:
+        """The decoded manifest; treat it as read-only (the typed views read it too)."""
         return self._manifest
 
     @property

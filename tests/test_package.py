@@ -318,3 +318,13 @@ def test_open_and_verify_never_import_torch(tmp_path: Path) -> None:
         [sys.executable, "-c", "import json\n" + script], capture_output=True, text=True, check=True
     ).stdout
     assert json.loads(out) == []
+
+
+def test_file_changed_after_open_is_detected(tmp_path: Path) -> None:
+    """A file that grew or shrank between open() and the first tensor access is refused."""
+    path = factories.small_package(tmp_path)
+    package = mindvec.open(path)
+    with path.open("ab") as handle:
+        handle.write(b"extra")
+    assert _code(package.tensor, "v.1") == "truncated"
+    package.close()
