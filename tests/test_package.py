@@ -67,7 +67,9 @@ def packages(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]:
         src=factories.model_entry(hidden_size=d_in, num_layers=6),
         tgt=factories.model_entry(hidden_size=d_out, num_layers=6),
     )
-    manifest["package"].update(version=draw(st.integers(0, 2**53)), description=draw(text), name=draw(text))
+    manifest["package"].update(
+        version=draw(st.integers(0, 2**53 - 1)), description=draw(text), name=draw(text)
+    )
     vector = factories.vector_entry(model="src", layers=tuple(layers))
     vector["scale"] = draw(st.floats(-100, 100))
     manifest["vectors"] = [vector]
