@@ -1,0 +1,241 @@
+"""Steering overhead in greedy generation: SmolLM2-135M-Instruct on CPU.
+
+Measures tokens/s of ``model.generate`` (greedy, fixed number of new tokens) with no
+steering, with mindvec steering (one vector at layer 12 ``resid_post``, positions ``all``
+and ``generated``), and with the same vector applied by ``repeng`` (ControlModel) and
+``steering-vectors`` (SteeringVector.apply) when those can be imported. Runs are
+interleaved (A B C ... per round, order rotated each round) and the report gives the
+median tokens/s with its spread (min-max) and, per method, the median of the per-round
+ratios to the unsteered run of the same round.
+
+repeng and steering-vectors are not project dependencies: pass ``--deps DIR`` (default
+a temp folder) and, if they are missing, the script runs
+``pip install --no-deps --target DIR repeng steering-vectors``. Both import scikit-learn
+at module import for their extraction code, which the benchmark does not use; when
+scikit-learn is absent, an inert stub module stands in for it. repeng 0.4.0 also uses
+``np.float_`` (removed in NumPy 2), which the script aliases to ``np.float64``.
+
+Run: ``python benchmarks/bench_steer.py [--rounds 7] [--tokens 32]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.machinery
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import types
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+LAYER = 12
+
+
+def _sklearn_stub() -> None:
+    try:
+        importlib.import_module("sklearn")
+        return
+    except ImportError:
+        pass
+
+    class _Unavailable:
+        def __init__(self, *_: Any, **__: Any) -> None:
+            raise RuntimeError("scikit-learn is stubbed out in this benchmark")
+
+    root = types.ModuleType("sklearn")
+    root.__spec__ = importlib.machinery.ModuleSpec("sklearn", None, is_package=True)
+    for sub, names in {
+        "decomposition": ["PCA"],
+        "linear_model": ["LinearRegression", "LogisticRegression"],
+    }.items():
+        mod = types.ModuleType(f"sklearn.{sub}")
+        mod.__spec__ = importlib.machinery.ModuleSpec(f"sklearn.{sub}", None)
+        for name in names:
+            setattr(mod, name, _Unavailable)
+        setattr(root, sub, mod)
+        sys.modules[f"sklearn.{sub}"] = mod
+    sys.modules["sklearn"] = root
+
+
+def _third_party(deps: Path) -> dict[str, Any]:
+    """Import repeng and steering_vectors from ``deps`` (installing there if needed)."""
+    found: dict[str, Any] = {}
+    sys.path.insert(0, str(deps))
+    _sklearn_stub()
+    import numpy as np
+
+    if not hasattr(np, "float_"):  # repeng 0.4.0 annotates with np.float_, removed in NumPy 2
+        np.float_ = np.float64  # type: ignore[attr-defined]
+    for module, dist in (("repeng", "repeng"), ("steering_vectors", "steering-vectors")):
+        try:
+            found[module] = importlib.import_module(module)
+            continue
+        except ImportError:
+            pass
+        except Exception as exc:  # noqa: BLE001 - report any import failure of third-party code
+            print(f"# {dist}: does not import ({type(exc).__name__}: {exc}); skipped")
+            continue
+        cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(deps), dist]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            print(f"# {dist}: cannot be installed ({proc.stderr.strip().splitlines()[-1:]}); skipped")
+            continue
+        try:
+            found[module] = importlib.import_module(module)
+        except Exception as exc:  # noqa: BLE001 - report any import failure of third-party code
+            print(f"# {dist}: installed but does not import ({type(exc).__name__}: {exc}); skipped")
+    return found
+
+
+def _package(model: Any, vector: Any, out: Path) -> Path:
+    import mindvec
+    from mindvec.loader.binding import model_ref
+
+    manifest = {
+        "package": {
+            "id": "bench/steer",
+            "version": 1,
+            "name": "bench",
+            "description": "random direction for the overhead benchmark",
+            "intended_effect": "none; benchmark",
+        },
+        "models": {"m": model_ref(model, source={"kind": "local", "note": "SmolLM2 GGUF"})},
+        "vectors": [
+            {
+                "name": "v",
+                "model": "m",
+                "operation": "add",
+                "scale": 1.0,
+                "scale_range": [0.0, 2.0],
+                "positions": "all",
+                "sites": [
+                    {
+                        "site": {"stack": "decoder", "layer": LAYER, "point": "resid_post"},
+                        "tensor": "v",
+                        "calibration": {"mean_norm": 1.0, "tokens": 1},
+                    }
+                ],
+                "method": {"kind": "random"},
+            }
+        ],
+        "provenance": {
+            "creator": "bench",
+            "created": "2026-01-01T00:00:00Z",
+            "tool": {"name": "mindvec", "version": mindvec.__version__},
+            "license": "Apache-2.0",
+        },
+    }
+    return mindvec.write(out, manifest, {"v": vector.numpy()})
+
+
+Method = Callable[[], AbstractContextManager[Any]]
+
+
+def _methods(model: Any, vector: Any, path: Path, third: dict[str, Any]) -> dict[str, Method]:
+    import mindvec
+
+    @contextmanager
+    def nothing() -> Iterator[None]:
+        yield None
+
+    methods: dict[str, Method] = {
+        "unsteered": nothing,
+        "mindvec": lambda: mindvec.steer(model, path, allow_unsigned=True),
+        "mindvec(generated)": lambda: mindvec.steer(model, path, positions="generated", allow_unsigned=True),
+    }
+    if "repeng" in third:
+        control = third["repeng"].ControlModel
+
+        @contextmanager
+        def repeng() -> Iterator[None]:
+            wrapped = control(model, [LAYER])  # replaces the block with a wrapper
+            wrapped.set_raw_control({LAYER: vector})
+            try:
+                yield None
+            finally:
+                wrapped.reset()
+                wrapped.unwrap()
+
+        methods["repeng"] = repeng
+    if "steering_vectors" in third:
+        sv = third["steering_vectors"].SteeringVector(
+            layer_activations={LAYER: vector}, layer_type="decoder_block"
+        )
+        methods["steering-vectors"] = lambda: sv.apply(model, multiplier=1.0)
+    return methods
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--tokens", type=int, default=32)
+    parser.add_argument("--deps", type=Path, default=Path(tempfile.gettempdir()) / "mindvec-bench-deps")
+    args = parser.parse_args()
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from mindvec import assets
+
+    third = _third_party(args.deps)
+    gguf = assets.smollm2()
+    tok = AutoTokenizer.from_pretrained(gguf.folder, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.folder, gguf_file=gguf.name).eval()
+    vector = torch.randn(model.config.hidden_size, generator=torch.Generator().manual_seed(0)) * 2.0
+    path = _package(model, vector, Path(tempfile.mkdtemp()) / "bench.mindvec")
+    methods = _methods(model, vector, path, third)
+    enc = tok("The history of the city begins with", return_tensors="pt")
+
+    def run() -> tuple[float, list[int]]:
+        start = time.perf_counter()
+        with torch.no_grad():
+            out = model.generate(
+                **enc,
+                max_new_tokens=args.tokens,
+                min_new_tokens=args.tokens,
+                do_sample=False,
+                pad_token_id=tok.eos_token_id,
+            )
+        return time.perf_counter() - start, out[0].tolist()
+
+    names = list(methods)
+    seqs: dict[str, list[int]] = {}
+    for name in names:  # warm-up, and the generated tokens for the cross-check
+        with methods[name]():
+            seqs[name] = run()[1]
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(args.rounds):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for name in order:
+            with methods[name]():
+                times[name].append(run()[0])
+
+    print(
+        f"# SmolLM2-135M-Instruct, CPU, torch threads {torch.get_num_threads()}, greedy, "
+        f"{args.tokens} new tokens"
+    )
+    print(f"# {args.rounds} interleaved rounds; vector at layer {LAYER} resid_post")
+    print(f"{'method':<20} {'tok/s median':>12} {'min-max':>15} {'ratio':>7} {'ratio min-max':>15}")
+    base = times["unsteered"]
+    for name in names:
+        tps = [args.tokens / t for t in times[name]]
+        ratios = [b / t for b, t in zip(base, times[name], strict=True)]  # steered tok/s over unsteered
+        print(
+            f"{name:<20} {statistics.median(tps):>12.1f} {min(tps):>7.1f}-{max(tps):<7.1f} "
+            f"{statistics.median(ratios):>7.3f} {min(ratios):>7.3f}-{max(ratios):<7.3f}"
+        )
+    same = [n for n in names if n not in ("unsteered", "mindvec(generated)") and seqs[n] == seqs["mindvec"]]
+    print(f"# identical greedy tokens to mindvec (positions=all): {same}")
+    print(f"# unsteered tokens differ from steered: {seqs['unsteered'] != seqs['mindvec']}")
+
+
+if __name__ == "__main__":
+    main()
