@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HfUrl",
+    "HubUnreachable",
     "PullResult",
     "cache_root",
     "parse_hf_url",
@@ -540,6 +541,21 @@ def _hub_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+class HubUnreachable(UsageError):
+    """The Hub could not be reached (offline mode, connection refused, timeout)."""
+
+
+def _unreachable(exc: BaseException) -> bool:
+    if isinstance(exc, ConnectionError):  # includes huggingface_hub's OfflineModeIsEnabled
+        return True
+    with contextlib.suppress(ImportError):
+        import httpx2
+
+        if isinstance(exc, httpx2.TransportError):
+            return True
+    return False
+
+
 def _hub_error(action: str, exc: BaseException, endpoint: str | None) -> UsageError:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     where = endpoint or os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
@@ -555,9 +571,8 @@ def _hub_error(action: str, exc: BaseException, endpoint: str | None) -> UsageEr
     )
     if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
         hint = "HF_HUB_OFFLINE is set, which blocks every Hub call; unset it to reach the Hub"
-    return UsageError(
-        "hub", f"{action} at {where} failed ({type(exc).__name__}: {_visible(first[:300])}); {hint}"
-    )
+    cls = HubUnreachable if _unreachable(exc) else UsageError
+    return cls("hub", f"{action} at {where} failed ({type(exc).__name__}: {_visible(first[:300])}); {hint}")
 
 
 # ---------------------------------------------------------------------------- push
@@ -690,6 +705,7 @@ class PullResult:
     path: Path
     from_cache: bool
     report: Any = None
+    offline: bool = False  # the Hub was unreachable: the cached copy was verified, not re-compared
 
 
 def _sha256_file(path: Path) -> str:
@@ -999,7 +1015,13 @@ def pull_verified(
     api = hf.HfApi(endpoint=endpoint, token=token, library_name="mindvec")
 
     # 1. resolve the revision to a commit, and record it
-    resolved = _resolve(api, hf, repo_id, filename, revision, token, endpoint)
+    try:
+        resolved = _resolve(api, hf, repo_id, filename, revision, token, endpoint)
+    except HubUnreachable:
+        cached = _offline_candidate(root, repo_id, filename, revision)
+        if cached is None:
+            raise
+        return _verify_cached_offline(cached, root, repo_id, revision, policy)
     commit, name = resolved.commit, resolved.filename
     final = cached_path(root, repo_id, commit, name)
     _record_ref(root, repo_id, revision, commit)
@@ -1093,6 +1115,41 @@ def _result(
         from_cache=from_cache,
         report=report,
     )
+
+
+def _offline_candidate(root: Path, repo_id: str, filename: str | None, revision: str | None) -> Path | None:
+    """The cached file for ``revision`` (a commit, or a branch/tag resolved by an earlier pull)."""
+    if revision is not None and _COMMIT_RE.match(revision):
+        commit = revision
+    else:
+        try:
+            ref = root / "hub" / repo_id / "refs" / quote(revision or "main", safe="")
+            commit = ref.read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        if not _COMMIT_RE.match(commit):
+            return None
+    folder = root / "hub" / repo_id / commit
+    if filename is not None:
+        path = folder / filename
+        return path if path.is_file() else None
+    found = sorted(p for p in folder.glob(f"**/*{PACKAGE_SUFFIX}") if p.is_file())
+    return found[0] if len(found) == 1 else None
+
+
+def _verify_cached_offline(
+    path: Path, root: Path, repo_id: str, revision: str | None, policy: _Policy
+) -> PullResult:
+    """Without the Hub, a cached file is used only after the full verification (no etag to compare)."""
+    commit = path.relative_to(root / "hub" / repo_id).parts[0]
+    name = path.relative_to(root / "hub" / repo_id / commit).as_posix()
+    try:
+        report = _verify_file(path, repo_id, policy, {})
+    except MindvecError as exc:
+        raise _reject(exc, root, repo_id, commit, name, path) from None
+    result = _result(report, path, repo_id, name, revision, commit, _sha256_file(path), from_cache=True)
+    result.offline = True
+    return result
 
 
 def _record_ref(root: Path, repo_id: str, revision: str | None, commit: str) -> None:

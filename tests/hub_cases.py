@@ -174,6 +174,35 @@ def case_roundtrip(env: Env) -> None:
     assert only.identity == result.package.identity, "the repo's only .mindvec file is found by itself"
     env.assert_hf_cache_empty()
 
+    # with the Hub unreachable, a cached file (by commit, or by a branch resolved before) is used
+    # only after full verification; a damaged one is quarantined, never used
+    endpoint = env.endpoint
+    env.hub.stop()
+    for rev in (commit, None):
+        offline = hub.pull_verified(
+            REPO, FILE, revision=rev, trust=env.trust_path, cache_dir=env.cache, endpoint=endpoint
+        )
+        assert offline.offline and offline.from_cache and offline.commit == commit, (rev, offline)
+        assert offline.package.identity == result.package.identity
+    cached = env.cache / "hub" / REPO / commit / FILE
+    os.chmod(cached, 0o644)
+    data = cached.read_bytes()
+    sig_len = int.from_bytes(data[-16:-8], "little")
+    cached.write_bytes(flip(data, len(data) - 16 - sig_len - 1))
+    try:
+        hub.pull(REPO, FILE, trust=env.trust_path, cache_dir=env.cache, endpoint=endpoint)
+    except MindvecError as exc:
+        assert exc.code == "digest-mismatch" and "quarantined" in exc.message, exc
+    else:
+        raise AssertionError("a damaged cached file was used offline")
+    assert not cached.exists()
+    try:
+        hub.pull(REPO, FILE, trust=env.trust_path, cache_dir=env.cache, endpoint=endpoint)
+    except MindvecError as exc:
+        assert exc.code == "hub" and "failed" in exc.message, exc
+    else:
+        raise AssertionError("nothing cached and no Hub: the pull must fail")
+
 
 def case_transfer(env: Env) -> None:
     """Bytes that do not match the Hub's LFS etag are a transfer error."""
