@@ -623,9 +623,11 @@ def push(
     check_revision(revision)
     src = Path(path)
     name = check_filename(filename if filename is not None else src.name)
-    pkg = package_mod.open(src)
-    pkg.check_integrity()
-    keyids = [entry.keyid for entry in pkg.signatures]
+    with package_mod.open(src) as pkg:
+        pkg.check_integrity()  # never publish a damaged file
+        manifest, manifest_bytes, identity = pkg.manifest, pkg.manifest_bytes, pkg.identity
+        signatures = list(pkg.signatures)
+    keyids = [entry.keyid for entry in signatures]
     if not keyids and not allow_unsigned:
         raise UnverifiedError(
             "no-signature",
@@ -645,9 +647,9 @@ def push(
                 "argument",
                 f"public key {key.keyid_hex} did not sign {src}; pass the signer's public key file",
             )
-    for entry in pkg.signatures:
+    for entry in signatures:
         signer = by_id.get(entry.keyid)
-        if signer is not None and not signer.verify_manifest(pkg.manifest_bytes, entry):
+        if signer is not None and not signer.verify_manifest(manifest_bytes, entry):
             raise UnverifiedError(
                 "bad-signature",
                 f"the signature by {entry.keyid.hex()} on {src} does not verify; re-sign the package before "
@@ -661,8 +663,8 @@ def push(
         )
 
     card = render_model_card(
-        pkg.manifest,
-        identity=pkg.identity,
+        manifest,
+        identity=identity,
         keyids=keyids,
         repo_id=repo_id,
         filename=name,
@@ -678,7 +680,7 @@ def push(
             hf.CommitOperationAdd(path_in_repo=f"{KEYS_DIR}/{kid.hex()}.pub", path_or_fileobj=line.encode())
         )
     operations.append(hf.CommitOperationAdd(path_in_repo=CARD_NAME, path_or_fileobj=card.encode("utf-8")))
-    pkg_meta = pkg.manifest.get("package", {})
+    pkg_meta = manifest.get("package", {})
     message = commit_message or f"mindvec push {name} (version {pkg_meta.get('version', '?')})"
     try:
         if create:
