@@ -19,7 +19,13 @@ a model card (``README.md``) whose body is rendered only from the signed manifes
    verified again, exactly as a download is, every time it is used.
 
 A file that fails any step is moved to ``<cache>/quarantine/`` (renamed so that it no
-longer ends in ``.mindvec``), with a ``.reason.txt`` beside it; the error says where.
+longer ends in ``.mindvec``), with a ``.reason.txt`` beside it; the error says where (or
+that it was deleted, when it could not be moved).
+
+When the Hub cannot be reached, a cached file for the requested commit (or for a branch or
+tag that an earlier pull resolved, ``<cache>/hub/<org>/<repo>/refs/``) is used only after the
+same full verification; ``PullResult.offline`` says so. ``endpoint`` defaults to
+``$HF_ENDPOINT`` read at call time, the cache to ``$MINDVEC_CACHE``.
 
 ``huggingface_hub`` is imported only when a Hub call is made (extra ``mindvec[hub]``).
 """
