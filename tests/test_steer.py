@@ -364,3 +364,40 @@ def test_padding_left_and_right_same_as_alone(llama: Any, tmp_path: Path, positi
     assert not torch.allclose(plain, ref)
     torch.testing.assert_close(out_left, ref, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(out_right, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_signed_trusted_package_needs_no_opt_in(tmp_path: Path) -> None:
+    from mindvec.signing import SecretKey
+    from mindvec.trust import TrustEntry, TrustStore
+
+    model = tiny_models.build("llama")
+    alice, mallory = SecretKey.from_seed(bytes(range(1, 33))), SecretKey.from_seed(bytes(range(2, 34)))
+    trust = TrustStore([TrustEntry("alice", alice.public_key)])
+    good = tiny_models.vector_package(tmp_path / "a.mindvec", model, signers=[alice])
+    with mindvec.steer(model, good, trust=trust) as handle:
+        assert handle.sites
+    bad = tiny_models.vector_package(tmp_path / "m.mindvec", model, signers=[mallory])
+    with pytest.raises(UnverifiedError) as err:
+        mindvec.steer(model, bad, trust=trust)
+    assert err.value.code == "untrusted-key"
+    mindvec.steer(model, bad, trust=trust, allow_untrusted=True).remove()
+    assert _no_hooks(model)
+
+
+def test_hf_url_dispatches_to_hub_pull(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mindvec import hub
+
+    model = tiny_models.build("llama")
+    path = tiny_models.vector_package(tmp_path / "v.mindvec", model)
+    calls: list[tuple[str, dict[str, Any]]] = []
+
+    def fake_pull(ref: str, **kwargs: Any) -> Any:
+        calls.append((ref, kwargs))
+        return mindvec.open(path)
+
+    monkeypatch.setattr(hub, "pull", fake_pull)
+    with mindvec.steer(model, "hf://org/repo@main/v.mindvec", allow_unsigned=True):
+        pass
+    assert calls == [
+        ("hf://org/repo@main/v.mindvec", {"trust": None, "allow_unsigned": True, "allow_untrusted": False})
+    ]

@@ -240,6 +240,7 @@ def vector_package(
     seed: int = 0,
     name: str = "v",
     values: Any = None,
+    signers: Any = (),
 ) -> Any:
     """Write an unsigned package with one random vector for ``model`` at ``layers``."""
     import numpy as np
@@ -289,4 +290,4 @@ def vector_package(
         f"{name}.{layer}": (values if values is not None else rng.standard_normal(hidden)).astype(np.float32)
         for layer in layers
     }
-    return write(path, manifest, tensors)
+    return write(path, manifest, tensors, signers=signers)
