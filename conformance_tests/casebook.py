@@ -582,10 +582,11 @@ def structure(s: Suite) -> None:
         base[:20],
     )
     s.reject(
-        "malformed-truncated-48-bytes",
-        "truncated",
-        ["short-file"],
-        "The first 48 bytes of a package: one byte shorter than the smallest possible package (32 + 1 + 16).",
+        "malformed-bounds-48-bytes",
+        "bounds",
+        ["fit", "short-file"],
+        "The first 48 bytes of a package: a whole preamble, but one byte shorter than the smallest package"
+        " (32 + 1 + 16), so the declared lengths cannot fit.",
         ["Truncation"],
         base[:48],
     )
@@ -682,8 +683,8 @@ def structure(s: Suite) -> None:
     )
     for label, value in (("zero", 0), ("over-limit", 65537)):
         s.reject(
-            f"malformed-signature-block-sig-len-{label}",
-            "signature-block",
+            f"malformed-bounds-sig-len-{label}",
+            "bounds",
             ["sig-len"],
             f"sig_len {value} in the trailer.",
             ["SignatureBlock", "Bounds"],
@@ -1048,16 +1049,16 @@ def payload(s: Suite) -> None:
     )
     padded = join_payload(good, data)
     case(
-        "malformed-payload-header-len-2pow63",
-        "payload",
+        "malformed-bounds-payload-header-len-2pow63",
+        "bounds",
         ["nbound"],
         "The safetensors header length N is 2^63.",
         ["Safetensors", "HostileLength", "Bounds"],
         u64(2**63) + padded[8:],
     )
     case(
-        "malformed-payload-header-len-beyond-payload",
-        "payload",
+        "malformed-bounds-payload-header-len-beyond-payload",
+        "bounds",
         ["nbound"],
         "The safetensors header length N (1080, which is 56 mod 64) runs past the end of the payload.",
         ["Safetensors", "Bounds"],
@@ -1321,6 +1322,28 @@ def semantics(s: Suite) -> None:
     for case_id, topic, why, where, models in site_cases:
         vec = vector(model="t5" if models else "a", sites=[(where, "steer.l1")])
         bad(case_id, "site", [topic], why, ["Site"], manifest([vec], models=models))
+    bad(
+        "invalid-site-twice",
+        "site",
+        ["site-twice"],
+        "A vector lists layer 1 resid_post twice, with two different tensors.",
+        ["Site"],
+        manifest([vector(sites=[(site(1), "steer.l1"), (site(1), "steer.again")])]),
+        tensors={"steer.l1": arr(STEER), "steer.again": arr(STEER)},
+    )
+    man = manifest(vectors=[], models=ab)
+    man["mappings"] = [mapping("linear", {"weight": "map.weight"})]
+    weight = W34.copy()
+    weight[1, 2] = np.nan
+    bad(
+        "invalid-value-nan-in-mapping",
+        "value",
+        ["vector-value"],
+        "A linear mapping weight holding one NaN: every tensor must be finite, not only vectors.",
+        ["Mapping"],
+        man,
+        tensors={"map.weight": weight},
+    )
     man = manifest()
     bad(
         "invalid-tensor-reference-extra-digest",
@@ -1641,6 +1664,15 @@ def verification(s: Suite) -> None:
         trust=trust_text("alice", revoked=["alice"]),
     )
     rej(
+        "unverified-revoked-cosigner",
+        "revoked",
+        ["revoked"],
+        "alice (trusted) and bob (revoked) both signed; threshold 1: any revoked signer fails the package.",
+        ["Trust"],
+        minimal(signers=["alice", "bob"]),
+        trust=trust_text("alice", "bob", revoked=["bob"]),
+    )
+    rej(
         "unverified-expired-before-window",
         "expired",
         ["now"],
@@ -1685,6 +1717,15 @@ def verification(s: Suite) -> None:
         ["Rollback"],
         minimal(signers=["alice"], version=2),
         state=state_text(("conformance/minimal", 3, hashlib.sha256(b"v3").digest())),
+    )
+    rej(
+        "unverified-rollback-same-version-other-content",
+        "rollback",
+        ["rollback"],
+        "The state file has seen version 1 of conformance/minimal with different content; this is version 1.",
+        ["Rollback"],
+        alice,
+        state=state_text(("conformance/minimal", 1, hashlib.sha256(b"other content").digest())),
     )
     rej(
         "unverified-digest-mismatch-signed",
@@ -1777,6 +1818,28 @@ def multiple_defects(s: Suite) -> None:
         flags,
         flip(zero, len(zero) - 16 - 2, 0x80),
     )
+    # full verification checks tensors in data-offset order: digest, then values, per tensor
+    two = two_site_manifest()
+    zero_first = raw_package(two, payload=join_payload(header_json(GOOD_HEADER), bytes(16) + B_BYTES))
+    s.reject(
+        "invalid-multi-value-then-digest",
+        "value",
+        ["order", "vector-value"],
+        "t.a (first in the data) is a zero vector and t.b has a flipped bit: t.a's value fails before t.b's "
+        "digest.",
+        flags,
+        flip(zero_first, len(zero_first) - 16 - 2),
+    )
+    bad_first = raw_package(two, payload=join_payload(header_json(GOOD_HEADER), A_BYTES + bytes(16)))
+    payload_at = len(bad_first) - 16 - 1 - 32
+    s.reject(
+        "unverified-multi-digest-then-value",
+        "digest-mismatch",
+        ["order", "tensor-digest"],
+        "t.a (first in the data) has a flipped bit and t.b is a zero vector: t.a's digest fails first.",
+        flags,
+        flip(bad_first, payload_at),
+    )
     # verify: signatures (step 2) come before decoding (step 3) and schema (step 4)
     signed = split(minimal(signers=["alice"]))
     unsorted = encode_map_unsorted(manifest_of(signed))
@@ -1848,26 +1911,28 @@ def multiple_defects(s: Suite) -> None:
 
 @group
 def acceptable(s: Suite) -> None:
+    man = manifest(vectors=[], models=ab_models())
+    man["mappings"] = [mapping("orthogonal", {"weight": "map.weight"})]
     s.acceptable(
-        "acceptable-verify-revoked-cosigner",
-        ["revoked"],
-        "alice (trusted) and bob (revoked) both signed; threshold 1. A revoked key never counts (so alice "
-        "alone"
-        " meets the threshold), and a verifier may also refuse a package that a revoked key signed.",
-        ["Trust"],
-        minimal(signers=["alice", "bob"]),
-        codes=["revoked"],
-        trust=trust_text("alice", "bob", revoked=["bob"]),
+        "acceptable-orthogonal-not-orthonormal",
+        ["orthogonal"],
+        "An orthogonal mapping whose weight rows are not orthonormal (every entry 0.5). R-37 binds writers; "
+        "the"
+        " spec gives readers no code for it, so a reader may accept the package or reject it as a bad value.",
+        ["Mapping"],
+        raw_package(man, {"map.weight": arr(np.full((3, 4), 0.5))}),
+        codes=["value"],
     )
+    man = manifest()
+    man["extensions"] = {"com.acme.quantized-vectors": {"bits": 4}}
+    man["critical"] = ["com.acme.quantized-vectors"]
     s.acceptable(
-        "acceptable-verify-same-version-other-content",
-        ["rollback"],
-        "The state file has seen version 1 of this package id with different content. Only a lower version "
-        "must"
-        " be refused; a verifier may also refuse new content under a version it has already seen.",
-        ["Rollback"],
-        minimal(signers=["alice"]),
-        codes=["rollback"],
-        trust=trust_text("alice"),
-        state=state_text(("conformance/minimal", 1, hashlib.sha256(b"other content").digest())),
+        "acceptable-critical-vendor-extension",
+        ["critical"],
+        "A critical vendor extension. A reader that implements com.acme.quantized-vectors accepts the "
+        "package;"
+        " every other reader must reject it with critical-extension.",
+        ["Extension"],
+        raw_package(man, {"steer.l1": arr(STEER)}),
+        codes=["critical-extension"],
     )
