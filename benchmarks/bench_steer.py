@@ -173,6 +173,22 @@ def _methods(model: Any, vector: Any, path: Path, third: dict[str, Any]) -> dict
     return methods
 
 
+def hook_cost_us(hidden: int, positions: Any, calls: int = 2000) -> float:
+    """Microseconds of mindvec's per-call hook work (position selection + add) on one decode step."""
+    import torch
+
+    from mindvec.loader.hooks import Operation, StepContext
+
+    h = torch.randn(1, 1, hidden)
+    op = Operation("add", torch.randn(hidden), 1.0, positions, like=h)
+    mask = torch.ones(1, 41, dtype=torch.long)
+    start = time.perf_counter()
+    for _ in range(calls):
+        ctx = StepContext(mask, past=40, prompt_len=8)
+        op.apply(h, ctx.selection(op.positions, h))
+    return (time.perf_counter() - start) / calls * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
@@ -231,6 +247,13 @@ def main() -> None:
         print(
             f"{name:<20} {statistics.median(tps):>12.1f} {min(tps):>7.1f}-{max(tps):<7.1f} "
             f"{statistics.median(ratios):>7.3f} {min(ratios):>7.3f}-{max(ratios):<7.3f}"
+        )
+    step_ms = statistics.median(base) / args.tokens * 1e3
+    for positions in ("all", "generated"):
+        cost = hook_cost_us(model.config.hidden_size, positions)
+        print(
+            f"# mindvec hook work per call, positions={positions}: {cost:.1f} us "
+            f"= {cost / (step_ms * 1e3) * 100:.2f}% of a {step_ms:.1f} ms decode step"
         )
     same = [n for n in names if n not in ("unsteered", "mindvec(generated)") and seqs[n] == seqs["mindvec"]]
     print(f"# identical greedy tokens to mindvec (positions=all): {same}")
