@@ -1936,3 +1936,16 @@ def acceptable(s: Suite) -> None:
         raw_package(man, {"steer.l1": arr(STEER)}),
         codes=["critical-extension"],
     )
+    deep_shape = b"[" * 50_000 + b"4" + b"]" * 50_000
+    header = header_json(GOOD_HEADER).replace(b'"shape":[4]', b'"shape":' + deep_shape, 1)
+    digests = {"t.a": hashlib.sha256(A_BYTES).digest(), "t.b": hashlib.sha256(B_BYTES).digest()}
+    s.acceptable(
+        "acceptable-payload-header-deep-nesting",
+        ["entry-keys"],
+        "A safetensors header whose first shape is nested 50000 arrays deep (valid JSON, 100 kB)."
+        " R-47 makes it a payload error; a parser that bounds JSON nesting reports depth."
+        " Either code is fine; a crash is not.",
+        ["Safetensors", "Depth", "HostileLength"],
+        raw_package(two_site_manifest(), payload=join_payload(header, A_BYTES + B_BYTES), digests=digests),
+        codes=["payload", "depth"],
+    )
