@@ -55,7 +55,8 @@ from conformance_tests.generate import (
     with_raw_manifest,
     write,
 )
-from mindvec.signing import pae
+from mindvec.signing import PublicKey, keyid, pae
+from mindvec.trust import TrustEntry
 
 GROUPS: list[Callable[[Suite], None]] = []
 
@@ -1631,6 +1632,18 @@ def verification(s: Suite) -> None:
         "verification rejects it.",
         ["Signature"],
         replace(parts, sigblock=entry_block(good_sig[:32] + s_value.to_bytes(32, "little"))).build(),
+    )
+    identity_point = bytes([1]) + bytes(31)  # the neutral element: order 1
+    weak = TrustEntry("weak", PublicKey(identity_point), comment="small-order key")
+    rej(
+        "unverified-bad-signature-small-order-key",
+        "bad-signature",
+        ["strict"],
+        "A trusted small-order public key (the neutral point) and the signature R = neutral point, S = 0,"
+        " which a non-strict verifier accepts for every message; libsodium's strict rules reject it.",
+        ["Signature", "Trust"],
+        replace(parts, sigblock=entry_block(identity_point + bytes(32), keyid(identity_point))).build(),
+        trust=trust_text(weak),
     )
     two = split(minimal(signers=["alice", "bob"]))
     entries = msgpack.unpackb(two.sigblock, raw=False)
