@@ -6,7 +6,12 @@ and ``generated``), and with the same vector applied by ``repeng`` (ControlModel
 ``steering-vectors`` (SteeringVector.apply) when those can be imported. Runs are
 interleaved (A B C ... per round, order rotated each round) and the report gives the
 median tokens/s with its spread (min-max) and, per method, the median of the per-round
-ratios to the unsteered run of the same round.
+ratios to the unsteered run of the same round (ratio = steered tokens/s / unsteered).
+
+A second, less noisy comparison times single cached decode steps (the same step again
+and again, the KV cache cropped back after each), interleaved the same way, and reports
+the median and interquartile range of the paired ratios. Finally it times mindvec's own
+per-call hook work in isolation.
 
 repeng and steering-vectors are not project dependencies: pass ``--deps DIR`` (default
 a temp folder) and, if they are missing, the script runs
@@ -15,7 +20,7 @@ at module import for their extraction code, which the benchmark does not use; wh
 scikit-learn is absent, an inert stub module stands in for it. repeng 0.4.0 also uses
 ``np.float_`` (removed in NumPy 2), which the script aliases to ``np.float64``.
 
-Run: ``python benchmarks/bench_steer.py [--rounds 7] [--tokens 32]``.
+Run: ``python benchmarks/bench_steer.py [--rounds 9] [--tokens 32] [--steps 60] [--threads 1]``.
 """
 
 from __future__ import annotations
@@ -191,8 +196,15 @@ def hook_cost_us(hidden: int, positions: Any, calls: int = 2000) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--tokens", type=int, default=32)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (1 is far steadier on a shared machine; 0 = default)",
+    )
+    parser.add_argument("--steps", type=int, default=60, help="rounds of the single decode-step comparison")
     parser.add_argument("--deps", type=Path, default=Path(tempfile.gettempdir()) / "mindvec-bench-deps")
     args = parser.parse_args()
 
@@ -201,6 +213,8 @@ def main() -> None:
 
     from mindvec import assets
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     third = _third_party(args.deps)
     gguf = assets.smollm2()
     tok = AutoTokenizer.from_pretrained(gguf.folder, gguf_file=gguf.name)
@@ -209,6 +223,26 @@ def main() -> None:
     path = _package(model, vector, Path(tempfile.mkdtemp()) / "bench.mindvec")
     methods = _methods(model, vector, path, third)
     enc = tok("The history of the city begins with", return_tensors="pt")
+
+    def step_times() -> dict[str, list[float]]:
+        """One cached decode step per method per round (cache cropped back after each)."""
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=model.config)
+        with torch.no_grad():
+            first = model(**enc, cache=cache, use_cache=True)
+        past = cache.get_seq_length()
+        nxt = first.logits[:, -1:].argmax(-1)
+        mask = torch.ones(1, past + 1, dtype=torch.long)
+        out: dict[str, list[float]] = {n: [] for n in names}
+        for r in range(args.steps):
+            for name in names[r % len(names) :] + names[: r % len(names)]:
+                with methods[name](), torch.no_grad():
+                    start = time.perf_counter()
+                    model(nxt, attention_mask=mask, cache=cache, use_cache=True)
+                    out[name].append(time.perf_counter() - start)
+                cache.crop(past - cache.get_seq_length())  # negative: drop the new token
+        return out
 
     def run() -> tuple[float, list[int]]:
         start = time.perf_counter()
@@ -248,7 +282,18 @@ def main() -> None:
             f"{name:<20} {statistics.median(tps):>12.1f} {min(tps):>7.1f}-{max(tps):<7.1f} "
             f"{statistics.median(ratios):>7.3f} {min(ratios):>7.3f}-{max(ratios):<7.3f}"
         )
-    step_ms = statistics.median(base) / args.tokens * 1e3
+    steps = step_times()
+    print(f"# single cached decode step, {args.steps} interleaved rounds")
+    print(f"{'method':<20} {'ms median':>12} {'min-max':>15} {'ratio':>7} {'ratio IQR':>15}")
+    for name in names:
+        ms = [t * 1e3 for t in steps[name]]
+        ratios = sorted(b / t for b, t in zip(steps["unsteered"], steps[name], strict=True))
+        q1, q3 = ratios[len(ratios) // 4], ratios[(3 * len(ratios)) // 4]
+        print(
+            f"{name:<20} {statistics.median(ms):>12.2f} {min(ms):>7.1f}-{max(ms):<7.1f} "
+            f"{statistics.median(ratios):>7.3f} {q1:>7.3f}-{q3:<7.3f}"
+        )
+    step_ms = statistics.median(steps["unsteered"]) * 1e3
     for positions in ("all", "generated"):
         cost = hook_cost_us(model.config.hidden_size, positions)
         print(
