@@ -11,7 +11,10 @@
    total log-probability of a set of concept words as the next token after a fixed set
    of neutral prompts.
 
-Run: ``python examples/steer_smollm2.py [--layer 12] [--scale 4] [--out FILE]``.
+Run: ``python examples/steer_smollm2.py [--layer 12] [--scale 2] [--out FILE]``.
+GGUF weights are dequantised to float32 at load (transformers' default); if the
+``kernels`` package is installed, make sure it does not keep them packed, since hooks
+see the activations of whatever modules actually run.
 The package is unsigned, so it is applied with ``allow_unsigned=True``; sign it with
 ``mindvec sign`` and drop that flag to see the policy at work.
 """

@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from mindvec.errors import InvalidError, UsageError  # noqa: E402
-from mindvec.loader.sites import SiteKey, as_site, attach, resolve  # noqa: E402
+from mindvec.loader.sites import SiteKey, as_site, attach, available_points, describe, resolve  # noqa: E402
 from mindvec.loader.stacks import find_stacks  # noqa: E402
 from tests import tiny_models  # noqa: E402
 
@@ -207,3 +207,20 @@ def test_unknown_block_terms_is_architecture_error() -> None:
     with attach(net, ("decoder", 1, "resid_post"), _capture(seen, "t")):
         out = net(torch.ones(1, 2, 4))
     assert torch.equal(seen["t"], out)
+
+
+def test_describe_names_modules() -> None:
+    text = describe(tiny_models.build("granite"))
+    assert text["resid_pre"].startswith("model.layers.0 (forward pre-hook")
+    assert (
+        text["attn_out"].startswith("model.layers.0.self_attn (forward hook") and ", x " in text["attn_out"]
+    )
+    assert text["cross_attn_out"].startswith("none:")
+    assert available_points(tiny_models.build("t5")) == [
+        "resid_pre",
+        "resid_post",
+        "attn_out",
+        "mlp_out",
+        "cross_attn_out",
+    ]
+    assert "fc2" in describe(tiny_models.build("opt"), layer=1)["mlp_out"]

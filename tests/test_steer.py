@@ -171,6 +171,9 @@ def test_handles_compose_one_hook_per_site_and_scale_is_live(tmp_path: Path) -> 
 def test_weighted_vectors_and_layers(tmp_path: Path) -> None:
     model = tiny_models.build("llama")
     path = tiny_models.vector_package(tmp_path / "v.mindvec", model, layers=(0, 2))
+    with mindvec.steer(model, mindvec.open(path), allow_unsigned=True) as h:  # a Package works too
+        assert [s.layer for s in h.sites] == [0, 2] and h.active
+    assert not h.active
     with mindvec.steer(model, path, layers=[2], allow_unsigned=True) as h:
         assert [s.layer for s in h.sites] == [2]
     with mindvec.steer(model, path, vector={"v": 0.5}, scale=4.0, allow_unsigned=True) as h:
@@ -302,6 +305,12 @@ def test_generated_positions(llama: Any, tmp_path: Path) -> None:
     for d in deltas[1:]:
         assert d.shape[1] == 1
         torch.testing.assert_close(d, (8.0 * _vec(path)).expand_as(d), rtol=0, atol=1e-5)
+    # without the KV cache each step re-runs the whole sequence; generated tokens are still known
+    fresh, fresh_deltas = _deltas(llama, path, "generated", ids, mask, use_cache=False)
+    assert torch.equal(fresh.sequences, out.sequences)
+    assert float(fresh_deltas[0].abs().max()) == 0.0
+    last = fresh_deltas[-1]  # step 4 sees prompt (5) + 3 generated tokens
+    assert (last.abs().sum(-1) > 0).tolist() == [[False] * 5 + [True] * 3] * 2
 
 
 def test_prompt_positions_never_touch_generated_tokens(llama: Any, tmp_path: Path) -> None:

@@ -341,13 +341,34 @@ def attach(
     return SiteHandle(point, handles)
 
 
+def describe(model: Any, stack: str = "decoder", layer: int = 0) -> dict[str, str]:
+    """For each point: the module path and hook used at ``(stack, layer)``, or why it has none.
+
+    E.g. ``{"resid_post": "model.layers.0 (forward hook, output[0])", "mlp_out": ...}``;
+    the spec's architecture table is written from this.
+    """
+    out: dict[str, str] = {}
+    for point in POINTS:
+        if point == "resid_pre" and layer != 0:
+            continue
+        try:
+            hp = resolve(model, SiteKey(stack, layer, point))
+        except (InvalidError, UsageError) as err:
+            out[point] = f"none: {err.message}"
+            continue
+        if hp.kind == "pre":
+            out[point] = f"{hp.path} (forward pre-hook, hidden-state input)"
+            continue
+        extra = "".join(
+            [
+                f", x {hp.multiplier:g}" if hp.multiplier is not None else "",
+                ", [batch*seq, hidden] reshaped" if hp.block is not None else "",
+            ]
+        )
+        out[point] = f"{hp.path} (forward hook, output or output[0]{extra})"
+    return out
+
+
 def available_points(model: Any, stack: str = "decoder") -> list[str]:
     """The points that resolve on layer 0 of ``stack`` (for messages and docs)."""
-    out = []
-    for point in POINTS:
-        try:
-            resolve(model, SiteKey(stack, 0, point))
-        except (InvalidError, UsageError):
-            continue
-        out.append(point)
-    return out
+    return [p for p, text in describe(model, stack).items() if not text.startswith("none:")]

@@ -125,7 +125,12 @@ class SteeringHandle:
 
     @property
     def active(self) -> bool:
-        return any(e.op in self._steerer.slots.get(e.site, _Slot(None, [])).ops for e in self._entries)  # type: ignore[arg-type]
+        """True while at least one of this handle's operations is installed."""
+        for e in self._entries:
+            slot = self._steerer.slots.get(e.site)
+            if slot is not None and e.op in slot.ops:
+                return True
+        return False
 
     @property
     def scale(self) -> float:
