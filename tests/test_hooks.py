@@ -91,3 +91,11 @@ def test_check_positions() -> None:
             check_positions(bad)
     with pytest.raises(UsageError):
         Operation("scale", _v(), 1.0, "all", like=_h())
+
+
+def test_recast_once_when_model_dtype_changes() -> None:
+    h = _h()
+    op = Operation("add", _v(), 1.0, "all", like=h)
+    half = h.to(torch.float16)
+    out = op.apply(half, None)
+    assert out.dtype == torch.float16 and op._delta.dtype == torch.float16

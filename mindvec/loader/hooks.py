@@ -212,9 +212,14 @@ class Operation:
         """The operation on ``h`` [batch, seq, hidden], only where ``sel`` (None = everywhere)."""
         import torch
 
+        if self._delta.dtype != h.dtype or self._delta.device != h.device:
+            # the model was moved or cast after install: re-cast once, not on every call
+            self.dtype = h.dtype
+            self.vector32 = self.vector32.to(h.device)
+            self.unit32 = self.unit32.to(h.device)
+            self.scale = self._scale
         if self.kind == "add":
-            delta = self._delta if self._delta.dtype == h.dtype else self._delta.to(h.dtype)
-            out = h + delta
+            out = h + self._delta
         else:
             h32 = h.float()
             coef = h32 @ self.unit32
