@@ -22,7 +22,23 @@ from tests import tiny_models  # noqa: E402
 SOURCE = {"kind": "local", "note": "test"}
 
 
+def test_spec_test_vector_smollm2_config() -> None:
+    """[R-26] the spec's config digest test vector (SmolLM2-135M dims)."""
+    from transformers import LlamaConfig
+
+    config = LlamaConfig(
+        hidden_size=576,
+        intermediate_size=1536,
+        num_attention_heads=9,
+        num_hidden_layers=30,
+        num_key_value_heads=3,
+        vocab_size=49152,
+    )
+    assert config_sha256(config).hex() == "386dc69a66db4e349c67bf09b3c426bcee7ab66e52fc35aa369a3eb65009274b"
+
+
 def test_config_digest_is_canonical_json_of_fixed_keys() -> None:
+    """[R-26]"""
     model = tiny_models.build("llama")
     expected = {
         "hidden_size": 32,
@@ -80,6 +96,7 @@ def _mismatch(model: Any, ref: dict[str, Any]) -> str:
 
 
 def test_each_field_is_checked() -> None:
+    """[R-61] every bound field is compared and named in the error."""
     model = tiny_models.build("llama")
     ref = model_ref(model, source=SOURCE)
     assert "num_layers (package 4, model 3)" in _mismatch(model, {**ref, "num_layers": 4})

@@ -19,6 +19,7 @@ def _v() -> torch.Tensor:
 
 
 def test_add_equation() -> None:
+    """[R-39]"""
     h, v = _h(), _v()
     op = Operation("add", v, 1.5, "all", like=h)
     assert torch.equal(op.apply(h, None), h + (1.5 * v))
@@ -27,6 +28,7 @@ def test_add_equation() -> None:
 
 
 def test_project_out_and_clamp_equations() -> None:
+    """[R-39]"""
     h, v = _h(), _v()
     u = v / v.norm()
     out = Operation("project_out", v, 7.0, "all", like=h).apply(h, None)

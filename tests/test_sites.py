@@ -73,7 +73,7 @@ def _capture(store: dict[str, Any], key: str) -> Any:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_terms_are_exact(name: str) -> None:
-    """Each term is what the block adds: y = x + attn + (cross) + mlp, or norm(prev + term)."""
+    """[R-60] each term is what the block adds: y = x + attn + (cross) + mlp, or norm(prev + term)."""
     spec = tiny_models.SPECS[name]
     model = tiny_models.build(name)
     stacks = find_stacks(model)
@@ -164,6 +164,7 @@ def test_attach_returns_none_leaves_model_bit_identical_and_remove_restores() ->
 
 
 def test_site_errors() -> None:
+    """[R-58] resid_pre only at layer 0; [R-59] cross_attn_out only on seq2seq decoders."""
     model = tiny_models.build("llama")
     with pytest.raises(InvalidError) as err:
         resolve(model, ("decoder", 1, "resid_pre"))
@@ -181,6 +182,8 @@ def test_site_errors() -> None:
 
 
 def test_unknown_block_terms_is_architecture_error() -> None:
+    """[R-60] a point that cannot be resolved fails with `architecture`, never a guess."""
+
     class Block(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()

@@ -51,7 +51,7 @@ def _no_hooks(model: Any) -> bool:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_add_at_resid_post_is_exact_and_remove_restores(name: str, tmp_path: Path) -> None:
-    """[resid_post add] block L output changes by exactly s·v; blocks before L unchanged."""
+    """[R-39] block L output changes by exactly s·v; blocks before L unchanged; removal is exact."""
     spec = tiny_models.SPECS[name]
     model = tiny_models.build(name)
     stacks = ["decoder", "encoder"] if spec.encoder_decoder else ["decoder"]
@@ -204,7 +204,7 @@ def test_half_precision(dtype: str, tmp_path: Path) -> None:
 
 
 def test_mismatch_576_vs_640_raises_before_any_hook(tmp_path: Path) -> None:
-    """[model-mismatch] a package bound to a 576-wide model on a 640-wide one."""
+    """[R-61] a package bound to a 576-wide model on a 640-wide one: model-mismatch, no hook."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     def tiny(hidden: int) -> Any:
@@ -233,6 +233,7 @@ def test_mismatch_576_vs_640_raises_before_any_hook(tmp_path: Path) -> None:
 
 
 def test_unsigned_package_refused_by_default(tmp_path: Path) -> None:
+    """[R-72] steer() runs the signature policy; unsigned needs allow_unsigned."""
     model = tiny_models.build("llama")
     path = tiny_models.vector_package(tmp_path / "v.mindvec", model)
     with pytest.raises(UnverifiedError) as err:

@@ -52,6 +52,9 @@ def test_gguf_model_binds_by_type_dims_and_digest(loaded: Any, package: Path) ->
     assert (ref.model_type, ref.hidden_size, ref.num_layers) == ("llama", 576, 30)
     assert ref.source["kind"] == "gguf" and ref.config_sha256 is not None
     assert check_binding(model, ref) == []
+    assert (
+        ref.config_sha256.hex() == "386dc69a66db4e349c67bf09b3c426bcee7ab66e52fc35aa369a3eb65009274b"
+    )
 
 
 def test_concept_logprob_rises_and_remove_restores(loaded: Any, package: Path) -> None:

@@ -99,6 +99,7 @@ def _v(path: Path, layer: int = 1) -> np.ndarray[Any, Any]:
 
 @pytest.mark.parametrize("form", ["affine", "orthogonal", "low_rank"])
 def test_translate_vector_is_w_v_with_recommended_scale(models: Any, tmp_path: Path, form: str) -> None:
+    """[R-35] W_eff v for each form; norm_ratio and recommended_scale by the spec's rule."""
     teacher, student = models
     vec = tiny_models.vector_package(tmp_path / "v.mindvec", teacher, layers=(0, 1), scale=3.0)
     mp, weight = _mapping_package(tmp_path / "m.mindvec", teacher, student, form)

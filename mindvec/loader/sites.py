@@ -188,8 +188,8 @@ def _submodule(block: Any, path: str) -> Any:
 def _bloom_check(block: Any, point: str) -> None:
     sub = block.self_attention if point == "attn_out" else block.mlp
     if getattr(sub, "pretraining_tp", 1) > 1 and getattr(sub, "slow_but_exact", False):
-        raise InvalidError(
-            "site",
+        raise UsageError(
+            "architecture",
             f"{point} is not separable in BLOOM with pretraining_tp > 1 and slow_but_exact; "
             "set config.slow_but_exact=False or steer resid_post",
         )
