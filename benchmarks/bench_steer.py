@@ -218,7 +218,7 @@ def main() -> None:
     third = _third_party(args.deps)
     gguf = assets.smollm2()
     tok = AutoTokenizer.from_pretrained(gguf.folder, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.folder, gguf_file=gguf.name).eval()
+    model = AutoModelForCausalLM.from_pretrained(gguf.folder, gguf_file=gguf.name).eval()  # type: ignore[no-untyped-call]
     vector = torch.randn(model.config.hidden_size, generator=torch.Generator().manual_seed(0)) * 2.0
     path = _package(model, vector, Path(tempfile.mkdtemp()) / "bench.mindvec")
     methods = _methods(model, vector, path, third)

@@ -66,7 +66,7 @@ def load() -> tuple[Any, Any, Path]:
 
     gguf = assets.smollm2()
     tok = AutoTokenizer.from_pretrained(gguf.folder, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.folder, gguf_file=gguf.name).eval()
+    model = AutoModelForCausalLM.from_pretrained(gguf.folder, gguf_file=gguf.name).eval()  # type: ignore[no-untyped-call]
     return model, tok, gguf.path
 
 
