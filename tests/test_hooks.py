@@ -101,3 +101,31 @@ def test_recast_once_when_model_dtype_changes() -> None:
     half = h.to(torch.float16)
     out = op.apply(half, None)
     assert out.dtype == torch.float16 and op._delta.dtype == torch.float16
+
+
+class _Cache:
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def get_seq_length(self) -> int:
+        return self.n
+
+
+def test_recorder_tracks_prompt_across_calls() -> None:
+    from mindvec.loader.hooks import ContextRecorder
+
+    rec = ContextRecorder(torch.nn.Identity())
+    ids = torch.ones(1, 5, dtype=torch.long)
+    rec._pre(None, (), {"input_ids": ids, "cache": _Cache(0)})
+    assert rec.current is not None and (rec.current.past, rec.current.prompt_len) == (0, 5)
+    rec._pre(None, (), {"input_ids": ids[:, :1], "cache": _Cache(5)})
+    assert rec.current is not None and (rec.current.past, rec.current.prompt_len) == (5, 5)
+    rec._pre(None, (), {"input_ids": torch.ones(1, 3, dtype=torch.long), "cache": _Cache(8)})
+    assert rec.current is not None and rec.current.prompt_len == 11  # a new turn on the cache
+    longer = torch.ones(1, 7, dtype=torch.long)
+    rec._pre(None, (), {"input_ids": ids})  # fresh prompt without cache
+    rec._pre(None, (), {"input_ids": longer})  # use_cache=False: the same generation goes on
+    assert rec.current is not None and rec.current.prompt_len == 5
+    rec._pre(None, (), {"input_ids": torch.zeros(1, 7, dtype=torch.long)})  # a different prompt
+    assert rec.current is not None and rec.current.prompt_len == 7
+    rec.remove()

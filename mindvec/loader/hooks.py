@@ -13,9 +13,11 @@ changes); ``project_out`` and ``clamp`` compute the projection in float32 and ca
 Positions: ``all``, ``prompt``, ``generated``, ``last_prompt``, or an int ``k`` (steer
 tokens whose index counted from the sequence's first real token is ``>= k``, prompt and
 generated alike). Padding (attention mask 0) is never steered. The *prompt* is what the
-first forward call of a generation holds; under the KV cache later calls add generated
-tokens, and without the cache (``use_cache=False``) a call whose ``input_ids`` extend the
-previous prompt is recognised as the same generation. A ``ContextRecorder`` hooks the top
+first forward call of a generation holds; under the KV cache later one-token calls add
+generated tokens (a call bringing several tokens on top of a cache starts a new prompt
+that ends after them, as in a chat continued with its cache), and without the cache
+(``use_cache=False``) a call whose ``input_ids`` extend the previous prompt is recognised
+as the same generation. A ``ContextRecorder`` hooks the top
 model (and the encoder of an encoder-decoder) to learn, for each forward step, the
 attention mask, the number of cached positions and the prompt length.
 """
@@ -166,8 +168,10 @@ class ContextRecorder:
         if past == 0 and not self._continues(ids, seq):
             self._prompt_len = seq
             self._prompt_ids = None if ids is None else ids.detach()
-        elif past > 0 and self._prompt_len == 0:
-            self._prompt_len = past
+        elif past > 0 and (seq > 1 or self._prompt_len == 0):
+            # several new tokens on top of a cache: a new turn's prompt (chat continuation)
+            self._prompt_len = past + seq
+            self._prompt_ids = None
         self.current = StepContext(mask, past, self._prompt_len)
 
     def _continues(self, ids: Any, seq: int) -> bool:
