@@ -27,10 +27,11 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
 
-@pytest.mark.parametrize("method", ["ridge", "cca"])
+@pytest.mark.parametrize("method", ["ridge", "lstsq", "cca"])
 def test_methods_recover_planted_map(method: str) -> None:
     x, y, w = _planted()
-    report = mp.fit_and_score(x, y, method=method, reg=1e-6) if method == "cca" else mp.fit_and_score(x, y)
+    kw = {"reg": 1e-6} if method == "cca" else {}
+    report = mp.fit_and_score(x, y, method=method, **kw)
     assert _rel(report.mapping.weight, w) < 0.05
     assert report.held_out.r2 > 0.95
     assert report.held_out.centered_cosine > 0.95

@@ -16,6 +16,7 @@ from typing import Any
 from mindvec.errors import UsageError
 
 DEFAULT_LICENSE = "CC-BY-4.0"
+METHODS = ("ridge", "lstsq", "procrustes", "cca", "low_rank_ridge")
 
 
 def _common(p: argparse.ArgumentParser, *, models: bool = True) -> None:
@@ -65,7 +66,7 @@ def register(subparsers: Any) -> None:
     ft.add_argument("--target", required=True, help="target model")
     ft.add_argument("--source-layer", type=int, required=True, help="source resid_post layer")
     ft.add_argument("--target-layer", type=int, required=True, help="target resid_post layer")
-    ft.add_argument("--method", choices=("ridge", "procrustes", "cca", "low_rank_ridge"), default="ridge")
+    ft.add_argument("--method", choices=METHODS, default="ridge", help="fitting method (default ridge)")
     ft.add_argument("--rank", type=int, default=64, help="low_rank_ridge rank (default 64)")
     ft.add_argument("--k", type=int, help="cca components (default all)")
     ft.add_argument("--reg", type=float, default=1e-3, help="cca regularisation (default 1e-3)")

@@ -5,6 +5,7 @@ stored as an ``affine`` (or ``orthogonal`` / ``low_rank``) mapping with both mea
 
 - ``ridge``: ``Wᵀ = (Sxx + n·α·I)⁻¹ Sxy``; α is chosen on a held-out split from a grid relative
   to the mean eigenvalue of ``Σxx``, then the map is refitted on train + validation.
+  ``lstsq``: α = 0 (pseudo-inverse of ``Sxx``).
 - ``procrustes``: ``W = U Vᵀ`` from the SVD ``Sxyᵀ = U S Vᵀ``; semi-orthogonal, rows orthonormal
   (``W Wᵀ = I``) when ``d_out ≤ d_in``, else columns (``Wᵀ W = I``); optional least-squares scale
   ``s = tr(S) / tr(Sxx)``.
@@ -30,7 +31,7 @@ from mindvec.errors import UsageError
 from mindvec.fit.stats import PairStats
 
 F64 = npt.NDArray[np.float64]
-METHODS = ("ridge", "procrustes", "cca", "low_rank_ridge")
+METHODS = ("ridge", "lstsq", "procrustes", "cca", "low_rank_ridge")
 #: ridge grid, as multiples of the mean eigenvalue tr(Σxx)/d_x
 DEFAULT_RELATIVE_ALPHAS = (1e-5, 1e-4, 1e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
 
@@ -230,6 +231,10 @@ def fit(
         return fit_procrustes(full, with_scale=with_scale)
     if method == "cca":
         return fit_cca(full, k=k, reg=reg)
+    if method == "lstsq":
+        _check(full, "lstsq")
+        w = np.asarray((np.linalg.pinv(full.sxx) @ full.sxy).T, dtype=np.float64)
+        return LinearMap("lstsq", w, full.mean_x.copy(), full.mean_y.copy(), hyperparameters={"alpha": 0.0})
     base = _base_alpha(train)
     rel = alphas[len(alphas) // 2]
     if val is not None and val.n > 0 and len(alphas) > 1:
