@@ -12,7 +12,7 @@ layers does not pay for the rest of the model or the LM head.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -203,6 +203,68 @@ class Paired:
         return int(self.groups.shape[0])
 
 
+def iter_paired(
+    model_a: Any,
+    tokenizer_a: Any,
+    sites_a: Sequence[SiteKey],
+    model_b: Any,
+    tokenizer_b: Any,
+    sites_b: Sequence[SiteKey],
+    texts: Sequence[str],
+    *,
+    mode: str = "aligned",
+    batch_size: int = 8,
+    max_tokens: int = 256,
+    max_pairs: int | None = None,
+    progress: bool = True,
+) -> Iterator[Paired]:
+    """Paired rows batch by batch (bounded memory); stops once ``max_pairs`` rows were yielded.
+
+    Pairing as :func:`mindvec.fit.pairing.pair_texts`; ``groups`` gives each row's text index.
+    """
+    ka, kb = [as_site(s) for s in sites_a], [as_site(s) for s in sites_b]
+    total = 0
+    bar = _progress(len(texts), "paired activations", progress)
+    pending: list[PairedText] = []
+
+    def run(model: Any, keys: list[SiteKey], side: str) -> dict[SiteKey, F32]:
+        batch = _pad([p.a if side == "a" else p.b for p in pending])
+        acts = forward_capture(model, batch.input_ids, batch.attention_mask, keys)
+        out: dict[SiteKey, list[F32]] = {k: [] for k in keys}
+        for row, p in enumerate(pending):
+            pos = p.positions_a if side == "a" else p.positions_b
+            for k in keys:
+                r = acts[k][row][pos]
+                if mode == "chunk":
+                    r = r.mean(dim=0, keepdim=True)
+                out[k].append(r.numpy().astype(np.float32))
+        return {k: np.concatenate(v) for k, v in out.items()}
+
+    def flush() -> Paired:
+        nonlocal total
+        x, y = run(model_a, ka, "a"), run(model_b, kb, "b")
+        groups = np.concatenate(
+            [np.full(1 if mode == "chunk" else len(p.positions_a), p.index, dtype=np.int64) for p in pending]
+        )
+        total += len(groups)
+        texts_done = len(pending)
+        pending.clear()
+        bar.update(texts_done)
+        return Paired(x, y, groups, texts_done)
+
+    try:
+        for p in pair_texts(texts, tokenizer_a, tokenizer_b, mode=mode, max_tokens=max_tokens):
+            pending.append(p)
+            if len(pending) >= batch_size:
+                yield flush()
+            if max_pairs is not None and total >= max_pairs:
+                break
+        if pending:
+            yield flush()
+    finally:
+        bar.close()
+
+
 def collect_paired(
     model_a: Any,
     tokenizer_a: Any,
@@ -218,57 +280,31 @@ def collect_paired(
     max_pairs: int | None = None,
     progress: bool = True,
 ) -> Paired:
-    """Paired rows for every site of A and of B (float32, stored: choose few sites for many pairs).
+    """All paired rows of :func:`iter_paired`, stored (float32: choose few sites for many pairs).
 
-    Pairing as :func:`mindvec.fit.pairing.pair_texts`; ``groups`` gives each row's text index,
-    so that train/test splits never cut a text. Stops once ``max_pairs`` rows are collected.
+    ``groups`` gives each row's text index, so that train/test splits never cut a text.
     """
-    ka, kb = [as_site(s) for s in sites_a], [as_site(s) for s in sites_b]
-    xs: dict[SiteKey, list[F32]] = {k: [] for k in ka}
-    ys: dict[SiteKey, list[F32]] = {k: [] for k in kb}
-    groups: list[npt.NDArray[np.int64]] = []
-    total = 0
-    n_texts = 0
-    bar = _progress(len(texts), "paired activations", progress)
-    pending: list[PairedText] = []
-
-    def flush() -> None:
-        nonlocal total
-        for model, keys, store, side in ((model_a, ka, xs, "a"), (model_b, kb, ys, "b")):
-            encs = [p.a if side == "a" else p.b for p in pending]
-            batch = _pad(encs)
-            acts = forward_capture(model, batch.input_ids, batch.attention_mask, keys)
-            for row, p in enumerate(pending):
-                pos = p.positions_a if side == "a" else p.positions_b
-                for k in keys:
-                    r = acts[k][row][pos]
-                    if mode == "chunk":
-                        r = r.mean(dim=0, keepdim=True)
-                    store[k].append(r.numpy().astype(np.float32))
-        for p in pending:
-            n_rows = 1 if mode == "chunk" else len(p.positions_a)
-            groups.append(np.full(n_rows, p.index, dtype=np.int64))
-            total += n_rows
-        pending.clear()
-
-    try:
-        for p in pair_texts(texts, tokenizer_a, tokenizer_b, mode=mode, max_tokens=max_tokens):
-            pending.append(p)
-            n_texts += 1
-            if len(pending) >= batch_size:
-                flush()
-                bar.update(batch_size)
-            if max_pairs is not None and total >= max_pairs:
-                break
-        if pending:
-            flush()
-    finally:
-        bar.close()
-    if not groups:
+    batches = list(
+        iter_paired(
+            model_a,
+            tokenizer_a,
+            sites_a,
+            model_b,
+            tokenizer_b,
+            sites_b,
+            texts,
+            mode=mode,
+            batch_size=batch_size,
+            max_tokens=max_tokens,
+            max_pairs=max_pairs,
+            progress=progress,
+        )
+    )
+    if not batches:
         raise UsageError("argument", "no pairs found in the texts; use longer texts or mode='chunk'")
     return Paired(
-        {k: np.concatenate(v) for k, v in xs.items()},
-        {k: np.concatenate(v) for k, v in ys.items()},
-        np.concatenate(groups),
-        n_texts,
+        {k: np.concatenate([b.x[k] for b in batches]) for k in batches[0].x},
+        {k: np.concatenate([b.y[k] for b in batches]) for k in batches[0].y},
+        np.concatenate([b.groups for b in batches]),
+        sum(b.texts for b in batches),
     )

@@ -367,6 +367,28 @@ class FitReport:
         }
 
 
+def score_splits(
+    data: SplitData,
+    shuffled: SplitData,
+    embedding: SplitData | None = None,
+    *,
+    method: str = "ridge",
+    **hyper: Any,
+) -> FitReport:
+    """Fit on ``data`` and the baselines on theirs; score all on held-out true pairs."""
+    m = fit(data.train, data.val, method=method, **hyper)
+    held = evaluate(m, data.test_x, data.test_y)
+    shuf_map = fit(shuffled.train, shuffled.val, method=method, **hyper)
+    baselines = {
+        "shuffled": evaluate(shuf_map, shuffled.test_x, shuffled.test_y),
+        "mean": evaluate_mean(m.target_mean, data.test_y),
+    }
+    if embedding is not None:
+        emb_map = fit(embedding.train, embedding.val, method=method, **hyper)
+        baselines["embedding"] = evaluate(emb_map, embedding.test_x, embedding.test_y)
+    return FitReport(m, held, baselines, data.train_samples, data.test_samples)
+
+
 def fit_and_score(
     x: Any,
     y: Any,
@@ -392,15 +414,78 @@ def fit_and_score(
         "val_fraction": val_fraction,
     }
     data = SplitData.from_arrays(x, y, **kw)
-    m = fit(data.train, data.val, method=method, **hyper)
-    held = evaluate(m, data.test_x, data.test_y)
     shuf = SplitData.from_arrays(x, y, shuffle_pairs=True, **kw)
-    baselines = {
-        "shuffled": evaluate(fit(shuf.train, shuf.val, method=method, **hyper), shuf.test_x, shuf.test_y),
-        "mean": evaluate_mean(m.target_mean, data.test_y),
-    }
-    if embedding_x is not None:
-        emb = SplitData.from_arrays(embedding_x, y, **kw)
-        emb_map = fit(emb.train, emb.val, method=method, **hyper)
-        baselines["embedding"] = evaluate(emb_map, emb.test_x, emb.test_y)
-    return FitReport(m, held, baselines, data.train_samples, data.test_samples)
+    emb = SplitData.from_arrays(embedding_x, y, **kw) if embedding_x is not None else None
+    return score_splits(data, shuf, emb, method=method, **hyper)
+
+
+class StreamingSplit:
+    """Build a :class:`SplitData` from batches in bounded memory.
+
+    Each group (text) goes to test, validation or train by a seeded draw, so a text never
+    spans two splits. Train and validation become :class:`PairStats`; at most ``max_test``
+    test pairs are stored. With ``shuffle_pairs``, training/validation ``x`` rows are paired
+    with ``y`` rows drawn from the *previous* batch (other texts), the streaming form of the
+    shuffled-pairs baseline; test pairs stay true.
+    """
+
+    def __init__(
+        self,
+        *,
+        test_fraction: float = 0.2,
+        val_fraction: float = 0.15,
+        seed: int = 0,
+        max_test: int = 5000,
+        shuffle_pairs: bool = False,
+    ) -> None:
+        self.test_fraction, self.val_fraction = test_fraction, val_fraction
+        self.seed, self.max_test, self.shuffle_pairs = seed, max_test, shuffle_pairs
+        self.train: PairStats | None = None
+        self.val: PairStats | None = None
+        self._test: list[tuple[F64, F64]] = []
+        self._n_test = 0
+        self._prev_y: F64 | None = None
+        self._rng = np.random.default_rng(seed)
+        self._splits: dict[int, int] = {}
+
+    def _split_of(self, group: int) -> int:
+        if group not in self._splits:
+            u = float(np.random.default_rng([self.seed, group]).random())
+            self._splits[group] = (
+                2 if u < self.test_fraction else 1 if u < self.test_fraction + self.val_fraction else 0
+            )
+        return self._splits[group]
+
+    def add(self, x: Any, y: Any, groups: Any) -> None:
+        xa, ya = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        g = np.asarray(groups)
+        if self.train is None or self.val is None:
+            self.train = PairStats.empty(xa.shape[1], ya.shape[1])
+            self.val = PairStats.empty(xa.shape[1], ya.shape[1])
+        which = np.array([self._split_of(int(v)) for v in g], dtype=np.int8)
+        test = which == 2
+        if test.any() and self._n_test < self.max_test:
+            take = np.flatnonzero(test)[: self.max_test - self._n_test]
+            self._test.append((xa[take], ya[take]))
+            self._n_test += len(take)
+        fit_rows = np.flatnonzero(~test)
+        y_fit = ya[fit_rows]
+        if self.shuffle_pairs:
+            prev, self._prev_y = self._prev_y, y_fit
+            if prev is None or len(prev) == 0:
+                return
+            y_fit = prev[self._rng.integers(0, len(prev), size=len(fit_rows))]
+        for split, stats in ((0, self.train), (1, self.val)):
+            sel = which[fit_rows] == split
+            if sel.any():
+                stats.update(xa[fit_rows][sel], y_fit[sel])
+
+    def finish(self) -> SplitData:
+        if self.train is None or self.val is None or self.train.n < 2 or not self._test:
+            raise UsageError("argument", "too few texts for a train/validation/test split; use more text")
+        return SplitData(
+            self.train,
+            self.val,
+            np.concatenate([t[0] for t in self._test]),
+            np.concatenate([t[1] for t in self._test]),
+        )

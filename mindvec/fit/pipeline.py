@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 
 from mindvec.errors import UsageError
-from mindvec.fit.activations import Paired, collect_paired, layer_sites, num_layers
+from mindvec.fit.activations import Paired, collect_paired, iter_paired, layer_sites, num_layers
 from mindvec.fit.correspondence import Correspondence, correspond
-from mindvec.fit.mapping import FitReport, fit_and_score
+from mindvec.fit.mapping import FitReport, StreamingSplit, score_splits
 from mindvec.fit.models import LoadedModel
+from mindvec.fit.stats import Moments
 from mindvec.loader.sites import SiteKey, as_site
 
 EMBEDDING_SITE = as_site(("decoder", 0, "resid_pre"))
@@ -76,6 +77,14 @@ def screen_layers(
     return corr, paired
 
 
+@dataclass(frozen=True)
+class PairCount:
+    """How much data a fit used: paired rows and texts read."""
+
+    n: int
+    texts: int
+
+
 def fit_maps(
     src: LoadedModel,
     tgt: LoadedModel,
@@ -90,11 +99,13 @@ def fit_maps(
     seed: int = 0,
     progress: bool = True,
     **hyper: Any,
-) -> tuple[list[MapFit], Paired]:
-    """Fit one map per (source layer, target layer) from one paired pass, with baselines.
+) -> tuple[list[MapFit], PairCount]:
+    """Fit one map per (source layer, target layer) from one streamed paired pass, with baselines.
 
-    The source's embedding layer (``resid_pre`` of layer 0) is captured too, for the
-    ``embedding`` baseline.
+    Memory is bounded: each pair keeps train/validation statistics and a capped test sample
+    (:class:`~mindvec.fit.mapping.StreamingSplit`) for the map and for the shuffled and
+    embedding baselines. The source's embedding layer (``resid_pre`` of layer 0) is captured
+    for the ``embedding`` baseline.
     """
     if not layer_pairs:
         raise UsageError("argument", "no layer pairs to fit; pass at least one (source, target) pair")
@@ -107,7 +118,21 @@ def fit_maps(
             )
     s_sites = layer_sites(src.model, sorted({s for s, _ in layer_pairs})) + [EMBEDDING_SITE]
     t_sites = layer_sites(tgt.model, sorted({t for _, t in layer_pairs}))
-    paired = collect_paired(
+    keys = {
+        (s, t): (as_site(("decoder", s, "resid_post")), as_site(("decoder", t, "resid_post")))
+        for s, t in layer_pairs
+    }
+    splits = {
+        pair: (
+            StreamingSplit(seed=seed),
+            StreamingSplit(seed=seed, shuffle_pairs=True),
+            StreamingSplit(seed=seed),
+        )
+        for pair in keys
+    }
+    norms = {k: Moments.empty(1) for k in t_sites}
+    n = n_texts = 0
+    for batch in iter_paired(
         src.model,
         src.tokenizer,
         s_sites,
@@ -120,20 +145,22 @@ def fit_maps(
         max_tokens=max_tokens,
         max_pairs=max_pairs,
         progress=progress,
-    )
+    ):
+        n, n_texts = n + batch.n, n_texts + batch.texts
+        for pair, (main, shuffled, embedding) in splits.items():
+            ks, kt = keys[pair]
+            main.add(batch.x[ks], batch.y[kt], batch.groups)
+            shuffled.add(batch.x[ks], batch.y[kt], batch.groups)
+            embedding.add(batch.x[EMBEDDING_SITE], batch.y[kt], batch.groups)
+        for k, moments in norms.items():
+            row_norms = np.linalg.norm(batch.y[k].astype(np.float64), axis=1)
+            moments.n += len(row_norms)
+            moments.norm_sum += float(row_norms.sum())
+    if n == 0:
+        raise UsageError("argument", "no pairs found in the texts; use longer texts or pairing 'chunk'")
     out = []
-    for s, t in layer_pairs:
-        ks, kt = as_site(("decoder", s, "resid_post")), as_site(("decoder", t, "resid_post"))
-        y = paired.y[kt]
-        report = fit_and_score(
-            paired.x[ks],
-            y,
-            groups=paired.groups,
-            method=method,
-            seed=seed,
-            embedding_x=paired.x[EMBEDDING_SITE],
-            **hyper,
-        )
-        norm = float(np.linalg.norm(y.astype(np.float64), axis=1).mean())
-        out.append(MapFit(f"l{s}-to-l{t}", report, ks, kt, norm, int(y.shape[0])))
-    return out, paired
+    for (s, t), (main, shuffled, embedding) in splits.items():
+        ks, kt = keys[(s, t)]
+        report = score_splits(main.finish(), shuffled.finish(), embedding.finish(), method=method, **hyper)
+        out.append(MapFit(f"l{s}-to-l{t}", report, ks, kt, norms[kt].mean_norm, norms[kt].n))
+    return out, PairCount(n, n_texts)
