@@ -201,3 +201,22 @@ def test_errors_say_what_to_do(setup: dict[str, Path], capsys: pytest.CaptureFix
     code = main(["extract", "--model", str(setup["root"] / "nope"), "--pairs", "x.jsonl", "-o", "x.mindvec"])
     assert code == 1
     assert "error[" in capsys.readouterr().err
+
+
+def test_shards_merge_into_the_one_pass_fit(setup: dict[str, Path]) -> None:
+    root = setup["root"]
+    common = ["--source", str(setup["a"]), "--target", str(setup["b"]), "--source-layer", "1"]
+    common += ["--target-layer", "2", "--max-pairs", "100000", "--chunk-chars", "200"]
+    corpus = ["--corpus", str(root / "corpus.txt")]
+    shards = [root / f"shard{k}.npz" for k in range(2)]
+    for k, shard in enumerate(shards):
+        _run("fit", *common, *corpus, "--part", f"{k}/2", "--shard", "-o", str(shard))
+    _run("fit", *common, "--from-shards", *map(str, shards), "-o", str(root / "merged.mindvec"))
+    _run("fit", *common, *corpus, "-o", str(root / "onepass.mindvec"))
+    with open_package(root / "merged.mindvec") as merged, open_package(root / "onepass.mindvec") as one:
+        mm, mo = merged.manifest["mappings"][0], one.manifest["mappings"][0]
+        assert mm["metrics"]["train_samples"] == mo["metrics"]["train_samples"]
+        assert mm["fit"]["dataset"]["samples"] == mo["fit"]["dataset"]["samples"]
+        wm, wo = merged.tensor(mm["tensors"]["weight"]), one.tensor(mo["tensors"]["weight"])
+        np.testing.assert_allclose(wm, wo, rtol=1e-4, atol=1e-5)
+        assert mm["metrics"]["held_out"]["r2"] == pytest.approx(mo["metrics"]["held_out"]["r2"], abs=1e-6)

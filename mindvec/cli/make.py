@@ -37,8 +37,8 @@ def _common(p: argparse.ArgumentParser, *, models: bool = True) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def _corpus_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_mutually_exclusive_group(required=True)
+def _corpus_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    g = p.add_mutually_exclusive_group(required=required)
     g.add_argument("--corpus", help="a UTF-8 text file (one document per line)")
     g.add_argument("--corpus-asset", help="a gensim test corpus, e.g. lee_background.cor")
     p.add_argument("--chunk-chars", type=int, default=600, help="characters per text chunk (default 600)")
@@ -73,7 +73,10 @@ def register(subparsers: Any) -> None:
     ft.add_argument("--with-scale", action="store_true", help="procrustes: fit a scalar scale")
     ft.add_argument("--max-pairs", type=int, default=20000, help="paired samples to use (default 20000)")
     ft.add_argument("--mapping-name", help="mapping name (default l<S>-to-l<T>)")
-    _corpus_args(ft)
+    ft.add_argument("--part", metavar="K/N", help="use only text chunks K, K+N, K+2N, ... (one shard of N)")
+    ft.add_argument("--shard", action="store_true", help="write a statistics shard (.npz) to -o, no package")
+    ft.add_argument("--from-shards", nargs="+", metavar="NPZ", help="merge shards and fit (no models loaded)")
+    _corpus_args(ft, required=False)
     _common(ft)
     ft.set_defaults(func=run_fit)
 
@@ -223,69 +226,124 @@ def run_extract(args: argparse.Namespace) -> int:
     return _done(builder.write(args.output, signers=_signers(args)))
 
 
+def _hyper(args: argparse.Namespace) -> dict[str, Any]:
+    if args.method == "low_rank_ridge":
+        return {"rank": args.rank}
+    if args.method == "cca":
+        return {"k": args.k, "reg": args.reg}
+    if args.method == "procrustes":
+        return {"with_scale": args.with_scale}
+    return {}
+
+
+def _part(args: argparse.Namespace, texts: list[str]) -> tuple[list[str], list[int]]:
+    """The shard's texts and their global indices (which decide their train/test split)."""
+    if not args.part:
+        return texts, list(range(len(texts)))
+    k, _, n = args.part.partition("/")
+    if not (k.isdigit() and n.isdigit() and 0 <= int(k) < int(n)):
+        raise UsageError("argument", f"--part {args.part!r}: use K/N with 0 <= K < N, e.g. 0/4")
+    ids = list(range(int(k), len(texts), int(n)))
+    return [texts[i] for i in ids], ids
+
+
+def _merge_shards(paths: list[str]) -> tuple[Any, dict[str, Any]]:
+    import hashlib
+
+    from mindvec import canonical
+    from mindvec.fit.pipeline import FitState
+
+    state, meta = None, None
+    digests = []
+    for path in paths:
+        part, raw = FitState.load(path)
+        info = canonical.decode(raw)
+        key = {k: info[k] for k in ("source", "target", "pairing", "source_layer", "target_layer")}
+        if meta is None:
+            state, meta = part, info
+        elif key != {k: meta[k] for k in key}:
+            raise UsageError("argument", f"shard {path} was fitted with other models, layers or pairing")
+        else:
+            assert state is not None
+            state.merge_in(part)
+        digests.append(info["dataset"]["sha256"])
+    assert state is not None and meta is not None
+    meta["dataset"] = {
+        "name": f"{meta['dataset']['name']} ({len(paths)} shards)"[:256],
+        "sha256": hashlib.sha256(b"".join(digests)).digest(),
+        "samples": state.n,
+    }
+    return state, meta
+
+
 def run_fit(args: argparse.Namespace) -> int:
+    from mindvec import canonical
     from mindvec.fit import models
     from mindvec.fit.build import MapSide, dataset_entry, mapping_package
-    from mindvec.fit.pipeline import fit_maps
+    from mindvec.fit.pipeline import collect_state, finish_state
 
-    data_name, texts = _texts(args)
-    _say(args, f"loading {args.source} and {args.target} ...")
-    src, tgt = models.load(args.source), models.load(args.target)
-    hyper: dict[str, Any] = {}
-    if args.method == "low_rank_ridge":
-        hyper["rank"] = args.rank
-    elif args.method == "cca":
-        hyper.update(k=args.k, reg=args.reg)
-    elif args.method == "procrustes":
-        hyper["with_scale"] = args.with_scale
-    [mf], paired = fit_maps(
-        src,
-        tgt,
-        texts,
-        [(args.source_layer, args.target_layer)],
-        method=args.method,
-        pairing=args.pairing,
-        max_pairs=args.max_pairs,
-        batch_size=args.batch_size,
-        max_tokens=args.max_tokens,
-        seed=args.seed,
-        progress=not args.quiet,
-        **hyper,
-    )
+    pair = (args.source_layer, args.target_layer)
+    if args.from_shards:
+        state, meta = _merge_shards(args.from_shards)
+        if (meta["source_layer"], meta["target_layer"]) != pair:
+            raise UsageError(
+                "argument", f"the shards fit layers {meta['source_layer']}->{meta['target_layer']}"
+            )
+    else:
+        if not (args.corpus or args.corpus_asset):
+            raise UsageError("argument", "pass --corpus FILE or --corpus-asset NAME (or --from-shards)")
+        data_name, texts = _texts(args)
+        texts, ids = _part(args, texts)
+        _say(args, f"loading {args.source} and {args.target} ...")
+        src, tgt = models.load(args.source), models.load(args.target)
+        state = collect_state(
+            src,
+            tgt,
+            texts,
+            [pair],
+            pairing=args.pairing,
+            max_pairs=args.max_pairs,
+            batch_size=args.batch_size,
+            max_tokens=args.max_tokens,
+            seed=args.seed,
+            progress=not args.quiet,
+            group_ids=ids,
+        )
+        meta = {
+            "source": src.ref(),
+            "target": tgt.ref(),
+            "labels": f"{src.label} -> {tgt.label}",
+            "pairing": args.pairing,
+            "source_layer": pair[0],
+            "target_layer": pair[1],
+            "dataset": dataset_entry(data_name, texts[: state.texts], state.n),
+        }
+        if args.shard:
+            out = state.save(args.output, canonical.encode(meta))
+            print(f"wrote statistics shard {out} ({state.n} pairs from {state.texts} texts)")
+            return 0
+    [mf] = finish_state(state, method=args.method, **_hyper(args))
     r = mf.report
     _say(
         args,
         f"held-out centered cosine {r.held_out.centered_cosine:.3f}, raw cosine {r.held_out.raw_cosine:.3f}, "
         f"R2 {r.held_out.r2:.3f}; shuffled centered cosine {r.baselines['shuffled'].centered_cosine:.3f}",
     )
-    dataset = dataset_entry(data_name, texts[: paired.texts], paired.n)
+    name = args.mapping_name or mf.name
     builder = mapping_package(
-        [
-            (
-                args.mapping_name or mf.name,
-                r,
-                mf.source_site,
-                mf.target_site,
-                mf.target_mean_norm,
-                mf.target_tokens,
-            )
-        ],
-        MapSide("source", src.ref(), mf.source_site),
-        MapSide("target", tgt.ref(), mf.target_site),
-        _meta(
-            args,
-            "map",
-            f"{args.method} map {src.label} layer {args.source_layer} -> {tgt.label} "
-            f"layer {args.target_layer}",
-        ),
-        dataset=dataset,
-        pairing=args.pairing,
+        [(name, r, mf.source_site, mf.target_site, mf.target_mean_norm, mf.target_tokens)],
+        MapSide("source", meta["source"], mf.source_site),
+        MapSide("target", meta["target"], mf.target_site),
+        _meta(args, "map", f"{args.method} map {meta['labels']}, layer {pair[0]} -> layer {pair[1]}"),
+        dataset=meta["dataset"],
+        pairing=meta["pairing"],
         seed=args.seed,
         hyperparameters={
             "max_pairs": args.max_pairs,
             "chunk_chars": args.chunk_chars,
             "max_tokens": args.max_tokens,
-            "texts": paired.texts,
+            "texts": state.texts,
+            "shards": len(args.from_shards or []) or 1,
         },
     )
     return _done(builder.write(args.output, signers=_signers(args)))

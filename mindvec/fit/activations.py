@@ -217,15 +217,20 @@ def iter_paired(
     max_tokens: int = 256,
     max_pairs: int | None = None,
     progress: bool = True,
+    group_ids: Sequence[int] | None = None,
 ) -> Iterator[Paired]:
     """Paired rows batch by batch (bounded memory); stops once ``max_pairs`` rows were yielded.
 
-    Pairing as :func:`mindvec.fit.pairing.pair_texts`; ``groups`` gives each row's text index.
+    Pairing as :func:`mindvec.fit.pairing.pair_texts`; ``groups`` gives each row's text index
+    (``group_ids[index]`` when given, e.g. global indices of a shard's texts).
     """
     ka, kb = [as_site(s) for s in sites_a], [as_site(s) for s in sites_b]
     total = 0
     bar = _progress(len(texts), "paired activations", progress)
     pending: list[PairedText] = []
+
+    def gid(index: int) -> int:
+        return int(group_ids[index]) if group_ids is not None else index
 
     def run(model: Any, keys: list[SiteKey], side: str) -> dict[SiteKey, F32]:
         batch = _pad([p.a if side == "a" else p.b for p in pending])
@@ -244,7 +249,10 @@ def iter_paired(
         nonlocal total
         x, y = run(model_a, ka, "a"), run(model_b, kb, "b")
         groups = np.concatenate(
-            [np.full(1 if mode == "chunk" else len(p.positions_a), p.index, dtype=np.int64) for p in pending]
+            [
+                np.full(1 if mode == "chunk" else len(p.positions_a), gid(p.index), dtype=np.int64)
+                for p in pending
+            ]
         )
         total += len(groups)
         texts_done = len(pending)

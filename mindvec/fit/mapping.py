@@ -480,6 +480,49 @@ class StreamingSplit:
             if sel.any():
                 stats.update(xa[fit_rows][sel], y_fit[sel])
 
+    def merge_in(self, other: StreamingSplit) -> None:
+        """Fold in a split built on other texts (another shard); test pairs stay capped."""
+        if other.train is None or other.val is None:
+            return
+        if self.train is None or self.val is None:
+            self.train, self.val = other.train.copy(), other.val.copy()
+        else:
+            self.train.merge_in(other.train)
+            self.val.merge_in(other.val)
+        for tx, ty in other._test:
+            room = self.max_test - self._n_test
+            if room > 0:
+                self._test.append((tx[:room], ty[:room]))
+                self._n_test += min(room, len(tx))
+
+    def state(self, prefix: str) -> dict[str, Any]:
+        """Arrays for an ``.npz`` shard (with :meth:`from_state`)."""
+        if self.train is None or self.val is None:
+            raise UsageError("argument", "nothing was added to this split; there is no shard to save")
+        out: dict[str, Any] = {}
+        for name, st in (("train", self.train), ("val", self.val)):
+            for field_name in ("mean_x", "mean_y", "sxx", "sxy", "syy"):
+                out[f"{prefix}.{name}.{field_name}"] = getattr(st, field_name)
+            out[f"{prefix}.{name}.n"] = np.array(st.n, dtype=np.int64)
+        data = self.finish()
+        out[f"{prefix}.test_x"], out[f"{prefix}.test_y"] = data.test_x, data.test_y
+        return out
+
+    @classmethod
+    def from_state(cls, arrays: dict[str, Any], prefix: str, **kw: Any) -> StreamingSplit:
+        split = cls(**kw)
+        stats = []
+        for name in ("train", "val"):
+            f = {
+                k: arrays[f"{prefix}.{name}.{k}"].astype(np.float64)
+                for k in ("mean_x", "mean_y", "sxx", "sxy", "syy")
+            }
+            stats.append(PairStats(int(arrays[f"{prefix}.{name}.n"]), **f))
+        split.train, split.val = stats
+        tx, ty = arrays[f"{prefix}.test_x"].astype(np.float64), arrays[f"{prefix}.test_y"].astype(np.float64)
+        split._test, split._n_test = [(tx, ty)], len(tx)
+        return split
+
     def finish(self) -> SplitData:
         if self.train is None or self.val is None or self.train.n < 2 or not self._test:
             raise UsageError("argument", "too few texts for a train/validation/test split; use more text")

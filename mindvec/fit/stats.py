@@ -42,7 +42,7 @@ def _as_2d(a: Any, name: str) -> F64:
     return arr
 
 
-def _atomic_npz(path: Path, arrays: dict[str, Any]) -> Path:
+def save_npz_atomic(path: Path, arrays: dict[str, Any]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
@@ -58,7 +58,7 @@ def _atomic_npz(path: Path, arrays: dict[str, Any]) -> Path:
     return path
 
 
-def _load_npz(path: Path, tag: str) -> dict[str, Any]:
+def load_npz_tagged(path: Path, tag: str) -> dict[str, Any]:
     try:
         with np.load(Path(path), allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
@@ -164,7 +164,7 @@ class PairStats:
 
     def save(self, path: str | Path) -> Path:
         """Write an ``.npz`` shard atomically (no pickle)."""
-        return _atomic_npz(
+        return save_npz_atomic(
             Path(path),
             {
                 "format": np.array(FORMAT_TAG),
@@ -179,7 +179,7 @@ class PairStats:
 
     @classmethod
     def load(cls, path: str | Path) -> PairStats:
-        a = _load_npz(Path(path), FORMAT_TAG)
+        a = load_npz_tagged(Path(path), FORMAT_TAG)
         return cls(
             int(a["n"]),
             a["mean_x"].astype(np.float64),
