@@ -55,3 +55,11 @@ def test_correspond_without_ridge_uses_cka() -> None:
     assert all(c.r2 is None for c in corr.best().values())
     with pytest.raises(UsageError):
         cc.cka_matrix([], [])
+
+
+def test_save_load_round_trip(tmp_path: Path) -> None:
+    xs, ys, groups = _layers()
+    corr = cc.correspond(xs, ys, groups, ridge_targets=[0, 1])
+    back = cc.load(cc.save(corr, tmp_path / "screen.npz"))
+    np.testing.assert_array_equal(back.cka, corr.cka)
+    assert back.candidates == corr.candidates and back.best() == corr.best()

@@ -26,6 +26,7 @@ from mindvec.fit.mapping import SplitData, evaluate, fit
 
 F64 = npt.NDArray[np.float64]
 F32 = npt.NDArray[np.float32]
+TAG = "mindvec.correspondence.v1"
 
 
 def _unit_gram(x: Any) -> F32:
@@ -156,7 +157,42 @@ def heatmap(
     fig.tight_layout()
     out = Path(path)
     tmp = out.with_name(f".tmp-{out.name}")
-    fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    tmp.replace(out)
+    try:
+        fig.savefig(tmp, format="png", dpi=100)
+        tmp.replace(out)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
     return out
+
+
+def save(corr: Correspondence, path: str | Path) -> Path:
+    """Save the screen (CKA matrix and scored candidates) as an ``.npz`` (no pickle)."""
+    from mindvec.fit.stats import save_npz_atomic
+
+    cands = np.array(
+        [[c.source_layer, c.target_layer, c.cka, np.nan if c.r2 is None else c.r2] for c in corr.candidates]
+    ).reshape(-1, 4)
+    return save_npz_atomic(
+        Path(path),
+        {
+            "format": np.array(TAG),
+            "source_layers": np.array(corr.source_layers),
+            "target_layers": np.array(corr.target_layers),
+            "cka": corr.cka,
+            "candidates": cands,
+        },
+    )
+
+
+def load(path: str | Path) -> Correspondence:
+    from mindvec.fit.stats import load_npz_tagged
+
+    a = load_npz_tagged(Path(path), TAG)
+    cands = [
+        Candidate(int(s), int(t), float(k), None if np.isnan(r) else float(r))
+        for s, t, k, r in a["candidates"]
+    ]
+    return Correspondence(
+        [int(x) for x in a["source_layers"]], [int(x) for x in a["target_layers"]], a["cka"], cands
+    )

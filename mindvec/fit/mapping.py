@@ -505,7 +505,9 @@ class StreamingSplit:
                 out[f"{prefix}.{name}.{field_name}"] = getattr(st, field_name)
             out[f"{prefix}.{name}.n"] = np.array(st.n, dtype=np.int64)
         data = self.finish()
-        out[f"{prefix}.test_x"], out[f"{prefix}.test_y"] = data.test_x, data.test_y
+        # activations arrive as float32, so the stored test pairs lose nothing in float32
+        out[f"{prefix}.test_x"] = data.test_x.astype(np.float32)
+        out[f"{prefix}.test_y"] = data.test_y.astype(np.float32)
         return out
 
     @classmethod
