@@ -16,8 +16,10 @@ mean over prompts of [mean log-probability of 8 positive words - mean log-probab
 negative words] as the next token, steered minus unsteered. Fractions are relative to
 SmolLM2's own vector at the same injected norm.
 
-Usage: ``python examples/demo.py [--pairs 20000] [--out DIR]``. Outputs (packages, key, trust
-store, heatmap) go to ``$MINDVEC_CACHE/demo`` (default ``~/.cache/mindvec/demo``), never the repo.
+Usage: ``python examples/demo.py [--pairs 20000] [--out DIR] [--no-cache]``. Outputs (packages,
+key, trust store, heatmap) and caches (the layer screen and the paired statistics, reused by a
+second run with the same models and settings) go to ``$MINDVEC_CACHE/demo`` (default
+``~/.cache/mindvec/demo``), never the repository.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ PROMPTS = (
     "I think this song is",
 )
 STRENGTHS = (1.0, 4.0, 16.0)
+CACHE_VERSION = "demo-1"  # bump when the pairing or chunking changes
 
 
 def say(text: str) -> None:
@@ -123,6 +126,15 @@ def choose_pairs(corr: Any) -> dict[str, tuple[int, int]]:
     }
 
 
+def cache_key(gemma: Any, smol: Any, args: argparse.Namespace) -> str:
+    """Cache key of the screen and statistics: model files, corpus settings, sizes and seed."""
+    import hashlib
+
+    parts = [gemma.source["file_sha256"].hex(), smol.source["file_sha256"].hex(), CACHE_VERSION]
+    parts += [str(args.pairs), str(args.screen_pairs), str(args.seed)]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
 def print_fit(mf: Any, labels: list[str]) -> None:
     r = mf.report
     alpha = r.mapping.hyperparameters["relative_alpha"]
@@ -167,17 +179,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--screen-pairs", type=int, default=2500, help="pairs for the layer screen")
     parser.add_argument("--out", type=Path, help="output folder (default $MINDVEC_CACHE/demo)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-cache", action="store_true", help="recompute the cached screen and statistics")
     args = parser.parse_args(argv)
 
     import torch
 
     from mindvec import assets
-    from mindvec.fit import models
+    from mindvec.fit import correspondence, models
     from mindvec.fit.activations import layer_sites
     from mindvec.fit.build import MapSide, Meta, dataset_entry, mapping_package, vector_package
     from mindvec.fit.correspondence import heatmap
     from mindvec.fit.pairing import split_chunks
-    from mindvec.fit.pipeline import fit_maps, screen_layers
+    from mindvec.fit.pipeline import FitState, collect_state, finish_state, screen_layers
     from mindvec.fit.vectors import extract
     from mindvec.signing import SecretKey
     from mindvec.translate import translate, translate_vector
@@ -215,10 +228,16 @@ def main(argv: list[str] | None = None) -> int:
 
     # -------------------------------------------------------------- 2. correspondence and maps
     texts = split_chunks(assets.corpus("lee_background.cor"), max_chars=600)
-    corr, screen = screen_layers(
-        gemma, smol, texts, samples=args.screen_pairs, cka_samples=1500, top_k=2, seed=args.seed
-    )
-    del screen
+    ckey = cache_key(gemma, smol, args)
+    screen_file = out / f"screen-{ckey}.npz"
+    if screen_file.exists() and not args.no_cache:
+        corr = correspondence.load(screen_file)
+        say(f"     (layer screen read from the cache {screen_file.name}; --no-cache recomputes)")
+    else:
+        corr, _ = screen_layers(
+            gemma, smol, texts, samples=args.screen_pairs, cka_samples=1500, top_k=2, seed=args.seed
+        )
+        correspondence.save(corr, screen_file)
     heatmap(corr, out / "cka-gemma3-smollm2.png", source_name="Gemma 3", target_name="SmolLM2")
     choice = choose_pairs(corr)
     t.lap(
@@ -228,7 +247,14 @@ def main(argv: list[str] | None = None) -> int:
     best = sorted(corr.best().items())
     say("     " + "  ".join(f"{tl}<-{c.source_layer}:{c.r2:.2f}" for tl, c in best if c.r2 is not None))
     pairs = list(dict.fromkeys(choice.values()))
-    fits, paired = fit_maps(gemma, smol, texts, pairs, max_pairs=args.pairs, seed=args.seed)
+    state_file = out / f"fitstate-{ckey}-{'_'.join(f'{a}-{b}' for a, b in pairs)}.npz"
+    if state_file.exists() and not args.no_cache:
+        paired, _ = FitState.load(state_file)
+        say(f"     (paired statistics read from the cache {state_file.name})")
+    else:
+        paired = collect_state(gemma, smol, texts, pairs, max_pairs=args.pairs, seed=args.seed)
+        paired.save(state_file)
+    fits = finish_state(paired)
     t.lap(f"2b. fitted ridge maps on {paired.n} aligned word-end pairs from {paired.texts} chunks")
     for mf in fits:
         print_fit(mf, [k for k, v in choice.items() if v == (mf.source_site.layer, mf.target_site.layer)])
