@@ -46,7 +46,7 @@ PROMPTS = (
     "I think this song is",
 )
 STRENGTHS = (1.0, 4.0, 16.0)
-CACHE_VERSION = "demo-1"  # bump when the pairing or chunking changes
+CACHE_VERSION = "demo-2"  # bump when the pairing or chunking changes
 
 
 def say(text: str) -> None:

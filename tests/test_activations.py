@@ -64,3 +64,23 @@ def test_collect_paired_aligned_rows() -> None:
     assert pairs.x[sa[0]].shape == (pairs.n, 32) and pairs.y[sb[1]].shape == (pairs.n, 48)
     ref = _reference(a, ta, TEXTS[0])[2]
     np.testing.assert_allclose(pairs.x[sa[0]][0], ref[2], rtol=1e-4, atol=1e-5)  # "cat"
+
+
+def test_massive_activations_are_dropped_like_the_first_position() -> None:
+    model, tok = tiny_llama(), word_tokenizer()
+    sink = encode(tok, "moon").input_ids[-1]
+    with torch.no_grad():
+        model.model.embed_tokens.weight[sink] *= 1000.0  # an attention-sink-like token
+    texts = ["the cat liked the moon and the sun .", "a dog hated rain and it was bad ."]
+    sites = layer_sites(model, [0])
+    kept = collect(model, tok, texts, sites, store=True, progress=False)
+    everything = collect(model, tok, texts, sites, store=True, progress=False, outlier_factor=None)
+    assert everything.tokens - kept.tokens == 1
+    norms = np.linalg.norm(kept.arrays[sites[0]], axis=1)
+    assert norms.max() < 8 * np.median(norms)
+    b = tiny_llama(hidden=48, seed=1)
+    pairs = collect_paired(model, tok, sites, b, tok, layer_sites(b, [1]), texts, progress=False)
+    raw = collect_paired(
+        model, tok, sites, b, tok, layer_sites(b, [1]), texts, progress=False, outlier_factor=None
+    )
+    assert raw.n - pairs.n == 1

@@ -46,6 +46,27 @@ def layer_sites(model: Any, layers: Iterable[int] | None = None, point: str = "r
     return [as_site(("decoder", int(i), point)) for i in chosen]
 
 
+#: tokens with a norm above this multiple of the site's median norm are dropped from fits
+OUTLIER_FACTOR = 8.0
+
+
+def _ordinary(per_site: list[list[F32]], factor: float | None) -> list[npt.NDArray[np.bool_]]:
+    """Per text, a mask of the rows whose norm is at most ``factor`` x the site median, at every site."""
+    n_texts = len(per_site[0]) if per_site else 0
+    keep = [np.ones(len(per_site[0][i]), dtype=bool) for i in range(n_texts)]
+    if factor is None:
+        return keep
+    for arrays in per_site:
+        norms = [np.linalg.norm(a.astype(np.float64), axis=1) for a in arrays]
+        nonempty = [n for n in norms if len(n)]
+        if not nonempty:
+            continue
+        limit = factor * float(np.median(np.concatenate(nonempty)))
+        for i, n in enumerate(norms):
+            keep[i] &= n <= limit
+    return keep
+
+
 class _Stop(Exception):  # noqa: N818 - internal control flow, never escapes
     pass
 
@@ -122,13 +143,10 @@ class Collected:
     tokens: int = 0
 
 
-def _reduce(t: torch.Tensor, length: int, how: str, positions: Sequence[int] | None) -> torch.Tensor:
-    if positions is not None:
-        rows = t[list(positions)]
-    else:
-        rows = t[1:length]
+def _reduce(rows: npt.NDArray[Any], how: str) -> npt.NDArray[Any]:
     if how == "mean":
-        return rows.mean(dim=0, keepdim=True)
+        out: npt.NDArray[Any] = rows.mean(axis=0, keepdims=True)
+        return out
     if how == "last":
         return rows[-1:]
     return rows
@@ -146,11 +164,14 @@ def collect(
     store: bool = False,
     progress: bool = True,
     desc: str = "activations",
+    outlier_factor: float | None = OUTLIER_FACTOR,
 ) -> Collected:
     """Run ``texts`` through ``model`` and summarise the activations at ``sites``.
 
     ``reduce``: ``tokens`` (every position but the first is a row), ``mean`` (one row per text,
     the mean over its positions but the first) or ``last`` (the last position of each text).
+    Massive activations (norm above ``outlier_factor`` x the site's median in the batch, at
+    any site) are dropped like the first position; ``None`` keeps them.
     """
     if reduce not in REDUCE:
         raise UsageError("argument", f"reduce must be one of {', '.join(REDUCE)}, got {reduce!r}")
@@ -169,14 +190,17 @@ def collect(
                 continue
             batch = _pad([e for _, e in chunk])
             acts = forward_capture(model, batch.input_ids, batch.attention_mask, keys)
-            for row, (i, e) in enumerate(chunk):
-                res.tokens += len(e) - 1
-                for k in keys:
-                    r = _reduce(acts[k][row], len(e), reduce, None).numpy()
+            per_site = [[acts[k][row][1 : len(e)].numpy() for row, (_, e) in enumerate(chunk)] for k in keys]
+            keep = _ordinary(per_site, outlier_factor)
+            for row, (i, _) in enumerate(chunk):
+                mask = keep[row] if keep[row].any() else np.ones_like(keep[row])
+                res.tokens += int(mask.sum())
+                for k, texts_rows in zip(keys, per_site, strict=True):
+                    r = _reduce(texts_rows[row][mask], reduce)
                     res.moments[k].update(r)
                     if store:
                         stored[k].append(r.astype(np.float32))
-                n_rows = len(e) - 1 if reduce == "tokens" else 1
+                n_rows = int(mask.sum()) if reduce == "tokens" else 1
                 res.rows += n_rows
                 if store:
                     groups.append(np.full(n_rows, i, dtype=np.int64))
@@ -218,11 +242,17 @@ def iter_paired(
     max_pairs: int | None = None,
     progress: bool = True,
     group_ids: Sequence[int] | None = None,
+    outlier_factor: float | None = OUTLIER_FACTOR,
 ) -> Iterator[Paired]:
     """Paired rows batch by batch (bounded memory); stops once ``max_pairs`` rows were yielded.
 
     Pairing as :func:`mindvec.fit.pairing.pair_texts`; ``groups`` gives each row's text index
     (``group_ids[index]`` when given, e.g. global indices of a shard's texts).
+
+    Massive activations are dropped like the first position: a token whose norm at any
+    captured site exceeds ``outlier_factor`` times that site's median norm in the batch (an
+    attention sink; SmolLM2 sometimes puts one at the second position, norm ~5800 against a
+    median of ~175) is not paired (``aligned``) or not averaged (``chunk``). ``None`` keeps all.
     """
     ka, kb = [as_site(s) for s in sites_a], [as_site(s) for s in sites_b]
     total = 0
@@ -232,33 +262,44 @@ def iter_paired(
     def gid(index: int) -> int:
         return int(group_ids[index]) if group_ids is not None else index
 
-    def run(model: Any, keys: list[SiteKey], side: str) -> dict[SiteKey, F32]:
+    def run(model: Any, keys: list[SiteKey], side: str) -> dict[SiteKey, list[F32]]:
+        """Per site, one [positions, hidden] array per pending text."""
         batch = _pad([p.a if side == "a" else p.b for p in pending])
         acts = forward_capture(model, batch.input_ids, batch.attention_mask, keys)
         out: dict[SiteKey, list[F32]] = {k: [] for k in keys}
         for row, p in enumerate(pending):
             pos = p.positions_a if side == "a" else p.positions_b
             for k in keys:
-                r = acts[k][row][pos]
-                if mode == "chunk":
-                    r = r.mean(dim=0, keepdim=True)
-                out[k].append(r.numpy().astype(np.float32))
-        return {k: np.concatenate(v) for k, v in out.items()}
+                out[k].append(acts[k][row][pos].numpy().astype(np.float32))
+        return out
 
     def flush() -> Paired:
         nonlocal total
         x, y = run(model_a, ka, "a"), run(model_b, kb, "b")
+        if mode == "aligned":
+            keep = _ordinary(list(x.values()) + list(y.values()), outlier_factor)
+            keep_a = keep_b = keep
+        else:
+            keep_a = _ordinary(list(x.values()), outlier_factor)
+            keep_b = _ordinary(list(y.values()), outlier_factor)
+
+        def rows(d: dict[SiteKey, list[F32]], keep: list[npt.NDArray[np.bool_]]) -> dict[SiteKey, F32]:
+            if mode == "chunk":  # a text whose every token is flagged keeps them all
+                return {
+                    k: np.stack([(r[m] if m.any() else r).mean(axis=0) for r, m in zip(v, keep, strict=True)])
+                    for k, v in d.items()
+                }
+            return {k: np.concatenate([r[m] for r, m in zip(v, keep, strict=True)]) for k, v in d.items()}
+
+        counts = [1 if mode == "chunk" else int(m.sum()) for m in keep_a]
         groups = np.concatenate(
-            [
-                np.full(1 if mode == "chunk" else len(p.positions_a), gid(p.index), dtype=np.int64)
-                for p in pending
-            ]
+            [np.full(c, gid(p.index), dtype=np.int64) for c, p in zip(counts, pending, strict=True)]
         )
+        out = Paired(rows(x, keep_a), rows(y, keep_b), groups, len(pending))
         total += len(groups)
-        texts_done = len(pending)
         pending.clear()
-        bar.update(texts_done)
-        return Paired(x, y, groups, texts_done)
+        bar.update(out.texts)
+        return out
 
     try:
         for p in pair_texts(texts, tokenizer_a, tokenizer_b, mode=mode, max_tokens=max_tokens):
@@ -287,6 +328,7 @@ def collect_paired(
     max_tokens: int = 256,
     max_pairs: int | None = None,
     progress: bool = True,
+    outlier_factor: float | None = OUTLIER_FACTOR,
 ) -> Paired:
     """All paired rows of :func:`iter_paired`, stored (float32: choose few sites for many pairs).
 
@@ -306,6 +348,7 @@ def collect_paired(
             max_tokens=max_tokens,
             max_pairs=max_pairs,
             progress=progress,
+            outlier_factor=outlier_factor,
         )
     )
     if not batches:
