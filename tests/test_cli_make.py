@@ -220,3 +220,20 @@ def test_shards_merge_into_the_one_pass_fit(setup: dict[str, Path]) -> None:
         wm, wo = merged.tensor(mm["tensors"]["weight"]), one.tensor(mo["tensors"]["weight"])
         np.testing.assert_allclose(wm, wo, rtol=1e-4, atol=1e-5)
         assert mm["metrics"]["held_out"]["r2"] == pytest.approx(mo["metrics"]["held_out"]["r2"], abs=1e-6)
+
+
+def test_signed_output_verifies_and_bad_key_fails_first(setup: dict[str, Path]) -> None:
+    from mindvec.signing import SecretKey
+    from mindvec.trust import TrustStore
+    from mindvec.verify import verify
+
+    root = setup["root"]
+    key = SecretKey.generate("test")
+    key.save(root / "test.key")
+    (root / "allowed").write_text(f"tester {key.public_key.to_line()}\n")
+    args = ["extract", "--model", str(setup["a"]), "--pairs", str(root / "pairs.jsonl"), "--layers", "0"]
+    _run(*args, "--sign", str(root / "test.key"), "-o", str(root / "signed.mindvec"))
+    report = verify(root / "signed.mindvec", trust=TrustStore.load(root / "allowed"))
+    assert report.ok, report.error
+    assert main([*args, "--sign", str(root / "missing.key"), "-o", str(root / "x.mindvec"), "--quiet"]) == 1
+    assert not (root / "x.mindvec").exists()

@@ -189,6 +189,7 @@ def run_extract(args: argparse.Namespace) -> int:
     from mindvec.fit.build import dataset_entry, vector_package
     from mindvec.fit.vectors import extract, read_lines, read_pairs_jsonl
 
+    signers = _signers(args)  # a bad key fails before any model is loaded
     if args.pairs:
         pos, neg = read_pairs_jsonl(args.pairs)
         data_name = Path(args.pairs).name
@@ -223,7 +224,7 @@ def run_extract(args: argparse.Namespace) -> int:
         dataset=dataset,
         seed=args.seed,
     )
-    return _done(builder.write(args.output, signers=_signers(args)))
+    return _done(builder.write(args.output, signers=signers))
 
 
 def _hyper(args: argparse.Namespace) -> dict[str, Any]:
@@ -282,6 +283,7 @@ def run_fit(args: argparse.Namespace) -> int:
     from mindvec.fit.build import MapSide, dataset_entry, mapping_package
     from mindvec.fit.pipeline import collect_state, finish_state
 
+    signers = _signers(args)  # a bad key fails before any model is loaded
     pair = (args.source_layer, args.target_layer)
     if args.from_shards:
         state, meta = _merge_shards(args.from_shards)
@@ -346,7 +348,7 @@ def run_fit(args: argparse.Namespace) -> int:
             "shards": len(args.from_shards or []) or 1,
         },
     )
-    return _done(builder.write(args.output, signers=_signers(args)))
+    return _done(builder.write(args.output, signers=signers))
 
 
 def run_correspond(args: argparse.Namespace) -> int:
@@ -355,6 +357,7 @@ def run_correspond(args: argparse.Namespace) -> int:
     from mindvec.fit.correspondence import heatmap
     from mindvec.fit.pipeline import screen_layers
 
+    signers = _signers(args)  # a bad key fails before any model is loaded
     data_name, texts = _texts(args)
     _say(args, f"loading {args.source} and {args.target} ...")
     src, tgt = models.load(args.source), models.load(args.target)
@@ -392,7 +395,7 @@ def run_correspond(args: argparse.Namespace) -> int:
             "pairing": args.pairing,
         },
     )
-    out = builder.write(args.output, signers=_signers(args))
+    out = builder.write(args.output, signers=signers)
     if args.heatmap:
         heatmap(corr, args.heatmap, source_name=src.label, target_name=tgt.label)
         _say(args, f"heatmap {args.heatmap}")
