@@ -495,8 +495,9 @@ class StreamingSplit:
                 self._test.append((tx[:room], ty[:room]))
                 self._n_test += min(room, len(tx))
 
-    def state(self, prefix: str) -> dict[str, Any]:
-        """Arrays for an ``.npz`` shard (with :meth:`from_state`)."""
+    def state(self, prefix: str, test: str = "xy") -> dict[str, Any]:
+        """Arrays for an ``.npz`` shard (with :meth:`from_state`); ``test`` picks the test
+        arrays kept (``"xy"``, ``"x"`` or ``""`` when another split holds the same rows)."""
         if self.train is None or self.val is None:
             raise UsageError("argument", "nothing was added to this split; there is no shard to save")
         out: dict[str, Any] = {}
@@ -506,12 +507,17 @@ class StreamingSplit:
             out[f"{prefix}.{name}.n"] = np.array(st.n, dtype=np.int64)
         data = self.finish()
         # activations arrive as float32, so the stored test pairs lose nothing in float32
-        out[f"{prefix}.test_x"] = data.test_x.astype(np.float32)
-        out[f"{prefix}.test_y"] = data.test_y.astype(np.float32)
+        if "x" in test:
+            out[f"{prefix}.test_x"] = data.test_x.astype(np.float32)
+        if "y" in test:
+            out[f"{prefix}.test_y"] = data.test_y.astype(np.float32)
         return out
 
     @classmethod
-    def from_state(cls, arrays: dict[str, Any], prefix: str, **kw: Any) -> StreamingSplit:
+    def from_state(
+        cls, arrays: dict[str, Any], prefix: str, *, test_x: str = "", test_y: str = "", **kw: Any
+    ) -> StreamingSplit:
+        """Rebuild from :meth:`state`; ``test_x``/``test_y`` name another prefix holding them."""
         split = cls(**kw)
         stats = []
         for name in ("train", "val"):
@@ -521,7 +527,8 @@ class StreamingSplit:
             }
             stats.append(PairStats(int(arrays[f"{prefix}.{name}.n"]), **f))
         split.train, split.val = stats
-        tx, ty = arrays[f"{prefix}.test_x"].astype(np.float64), arrays[f"{prefix}.test_y"].astype(np.float64)
+        tx = arrays[f"{test_x or prefix}.test_x"].astype(np.float64)
+        ty = arrays[f"{test_y or prefix}.test_y"].astype(np.float64)
         split._test, split._n_test = [(tx, ty)], len(tx)
         return split
 

@@ -136,9 +136,11 @@ class FitState:
             "counts": np.array([self.n, self.texts], dtype=np.int64),
             "meta": np.frombuffer(meta, dtype=np.uint8),
         }
+        # the three splits of a pair hold the same test rows: keep the test y once, and
+        # the test x of the map and of the embedding baseline
         for (s, t), trio in self.splits.items():
-            for kind, split in zip(_KINDS, trio, strict=True):
-                arrays.update(split.state(f"{s}-{t}.{kind}"))
+            for kind, split, test in zip(_KINDS, trio, ("xy", "", "x"), strict=True):
+                arrays.update(split.state(f"{s}-{t}.{kind}", test=test))
         for t, m in self.norms.items():
             arrays[f"norm.{t}"] = np.array([m.n, m.norm_sum], dtype=np.float64)
         return save_npz_atomic(Path(path), arrays)
@@ -149,11 +151,15 @@ class FitState:
         pairs = [(int(s), int(t)) for s, t in a["pairs"]]
         state = cls.empty(pairs)
         for s, t in pairs:
-            trio = tuple(
-                StreamingSplit.from_state(a, f"{s}-{t}.{kind}", shuffle_pairs=kind == "shuffled")
-                for kind in _KINDS
+            main = f"{s}-{t}.main"
+            trio = (
+                StreamingSplit.from_state(a, main),
+                StreamingSplit.from_state(
+                    a, f"{s}-{t}.shuffled", test_x=main, test_y=main, shuffle_pairs=True
+                ),
+                StreamingSplit.from_state(a, f"{s}-{t}.embedding", test_y=main),
             )
-            state.splits[(s, t)] = trio  # type: ignore[assignment]
+            state.splits[(s, t)] = trio
         for t in state.norms:
             n, total = a[f"norm.{t}"]
             state.norms[t] = Moments(int(n), np.zeros(1), float(total))
