@@ -37,7 +37,7 @@ from mindvec import container, package
 from mindvec.policy import SignatureResult, check_signatures
 from mindvec.signing import SecretKey
 from mindvec.trust import TrustEntry, TrustStore
-from mindvec.verify import verify
+from mindvec.verification import verify
 
 TENSOR_MIB = 4
 HIDDEN = TENSOR_MIB * 2**20 // 4  # float32 elements in one 4 MiB tensor

@@ -193,9 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     from mindvec.fit.pipeline import FitState, collect_state, finish_state, screen_layers
     from mindvec.fit.vectors import extract
     from mindvec.signing import SecretKey
-    from mindvec.translate import translate, translate_vector
+    from mindvec.translation import translate, translate_vector
     from mindvec.trust import TrustStore
-    from mindvec.verify import verify
+    from mindvec.verification import verify
 
     torch.manual_seed(args.seed)
     out = args.out or assets.cache_dir() / "demo"

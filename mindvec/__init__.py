@@ -26,11 +26,11 @@ _LAZY: dict[str, str] = {
     "write": "mindvec.package",
     "Package": "mindvec.package",
     "PackageBuilder": "mindvec.builder",
-    "verify": "mindvec.verify",
-    "VerifyReport": "mindvec.verify",
+    "verify": "mindvec.verification",
+    "VerifyReport": "mindvec.verification",
     "steer": "mindvec.loader.steer",
     "SteeringHandle": "mindvec.loader.steer",
-    "translate": "mindvec.translate",
+    "translate": "mindvec.translation",
 }
 
 __all__ = [
@@ -50,9 +50,9 @@ if TYPE_CHECKING:
     from mindvec.package import Package as Package
     from mindvec.package import open as open
     from mindvec.package import write as write
-    from mindvec.translate import translate as translate
-    from mindvec.verify import VerifyReport as VerifyReport
-    from mindvec.verify import verify as verify
+    from mindvec.translation import translate as translate
+    from mindvec.verification import VerifyReport as VerifyReport
+    from mindvec.verification import verify as verify
 
 
 def __getattr__(name: str) -> Any:

@@ -940,7 +940,7 @@ def _gate(path: Path, repo_id: str, policy: _Policy, tofu_key: PublicKey | None)
 
 
 def _verify_file(path: Path, repo_id: str, policy: _Policy, offered: dict[bytes, PublicKey]) -> Any:
-    """Verify a local file completely; returns the :class:`~mindvec.verify.VerifyReport`.
+    """Verify a local file completely; returns the :class:`~mindvec.verification.VerifyReport`.
 
     First :func:`_gate` decides signature, trust, scope, pin and rollback from the preamble,
     manifest and signatures only. Then :func:`mindvec.policy.enforce` runs the whole fixed check

@@ -4,7 +4,7 @@ Reading follows the spec's check order: structure and bounds (:func:`read_raw`),
 strict canonical decode, schema and semantic rules, the safetensors header digest
 and its consistency with the manifest, and finally each tensor's digest when that
 tensor is first used (or all of them in :meth:`Package.check_integrity`). Signatures
-are read here but verified by :mod:`mindvec.verify`.
+are read here but verified by :mod:`mindvec.verification`.
 
 Tensors are mapped zero-copy and read-only from the file. A digest proves what the
 bytes were when they were hashed: a file changed under a live mapping (by another

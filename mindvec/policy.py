@@ -6,7 +6,7 @@ TOFU pin mismatch and a rollback always refuse. An unsigned package refuses unle
 ``allow_unsigned=True``; an untrusted one unless ``allow_untrusted=True``.
 
 Steps 2 and 7 of the fixed check order live here (:func:`check_signatures`,
-:func:`decide`); :mod:`mindvec.verify` runs the whole order.
+:func:`decide`); :mod:`mindvec.verification` runs the whole order.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from mindvec.trust import State, TrustStore, parse_time
 if TYPE_CHECKING:
     from mindvec.container import SignatureEntry
     from mindvec.package import Package
-    from mindvec.verify import VerifyReport
+    from mindvec.verification import VerifyReport
 
 #: reasons a signature result can carry
 OK = "trusted"
@@ -189,7 +189,7 @@ def enforce(
 ) -> VerifyReport:
     """Verify ``package`` fully and refuse it unless policy allows its use.
 
-    Returns the :class:`~mindvec.verify.VerifyReport` (its ``package`` attribute is
+    Returns the :class:`~mindvec.verification.VerifyReport` (its ``package`` attribute is
     the opened :class:`~mindvec.package.Package`) or raises the first failure's
     :class:`~mindvec.errors.MindvecError`.
 
@@ -204,7 +204,7 @@ def enforce(
       package from that repo (``key-pin``); the first time, the offered key is
       pinned once it has produced a valid signature.
     """
-    from mindvec.verify import run_checks
+    from mindvec.verification import run_checks
 
     report = run_checks(
         package,

@@ -326,7 +326,7 @@ def test_independent_reader_agrees(tmp_path: Path) -> None:
     """
     from mindvec.signing import SecretKey
     from mindvec.trust import TrustStore
-    from mindvec.verify import verify
+    from mindvec.verification import verify
 
     mini = load_mini_reader()
     data = load_make_example().example_bytes()

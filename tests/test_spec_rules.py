@@ -35,7 +35,7 @@ from mindvec.payload import (
 )
 from mindvec.signing import SecretKey, keyid, pae
 from mindvec.trust import State, TrustStore
-from mindvec.verify import verify
+from mindvec.verification import verify
 from tests import factories
 
 NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
@@ -495,7 +495,7 @@ def _vector_package(tmp_path: Path, v: np.ndarray[Any, Any]) -> Path:
 
 def test_translated_vector_is_w_v(tmp_path: Path) -> None:
     """[R-35] W v for affine (bias ignored), c·W v for orthogonal, U Vᵀ v for low_rank."""
-    from mindvec.translate import translate_vector
+    from mindvec.translation import translate_vector
 
     rng = np.random.default_rng(3)
     v = rng.standard_normal(6).astype(np.float32)

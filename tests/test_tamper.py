@@ -17,7 +17,7 @@ from mindvec import package
 from mindvec.errors import MindvecError
 from mindvec.signing import SecretKey
 from mindvec.trust import TrustEntry, TrustStore
-from mindvec.verify import verify
+from mindvec.verification import verify
 
 
 def test_every_bit_flip_fails_verification(tmp_path: Path) -> None:

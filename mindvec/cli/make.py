@@ -403,7 +403,7 @@ def run_correspond(args: argparse.Namespace) -> int:
 
 
 def run_translate(args: argparse.Namespace) -> int:
-    from mindvec.translate import translate
+    from mindvec.translation import translate
 
     out = translate(
         args.vector_package,

@@ -22,7 +22,7 @@ from mindvec.cli.keys import add_passphrase_arguments, load_secret_key
 from mindvec.container import SignatureEntry
 from mindvec.errors import UsageError
 from mindvec.signing import atomic_write
-from mindvec.verify import detached_path
+from mindvec.verification import detached_path
 
 
 def register(subparsers: Any) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 from mindvec.errors import UsageError
 from mindvec.manifest import escape_text as esc
 from mindvec.trust import default_trust_path
-from mindvec.verify import VerifyReport, verify
+from mindvec.verification import VerifyReport, verify
 
 EXIT_USAGE = 2
 

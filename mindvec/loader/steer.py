@@ -245,7 +245,7 @@ def _direct_plans(
 def _via_plans(
     model: Any, pkg: Any, mpkg: Any, vector: VectorChoice, layers: Sequence[int] | None, strict: bool
 ) -> list[_Plan]:
-    from mindvec.translate import translate_vector
+    from mindvec.translation import translate_vector
 
     plans = []
     for spec, weight in _choices(pkg, vector):
@@ -294,7 +294,7 @@ def steer(
     - ``positions``: ``all``, ``prompt``, ``generated``, ``last_prompt`` or a start index
       (default: the vector's own).
     - ``via``: a mapping package; the vector is translated (``W v``) into this model with
-      the recommended scale of :mod:`mindvec.translate`.
+      the recommended scale of :mod:`mindvec.translation`.
     - ``strict=False`` turns a model-mismatch into a warning; ``allow_unsigned`` /
       ``allow_untrusted`` relax the signature policy; ``trust`` is a trust store or path.
     """

@@ -11,7 +11,7 @@ import pytest
 import mindvec
 from mindvec.errors import InvalidError, UsageError
 from mindvec.package import write
-from mindvec.translate import translate, translate_vector
+from mindvec.translation import translate, translate_vector
 
 torch = pytest.importorskip("torch")
 

@@ -1,4 +1,4 @@
-"""mindvec.verify: the fixed check order, verdicts, signatures, detached files, rollback."""
+"""mindvec.verification: the fixed check order, verdicts, signatures, detached files, rollback."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from mindvec import container, package
 from mindvec.container import SignatureEntry
 from mindvec.signing import ROTATION_PAYLOAD_TYPE, SecretKey, pae
 from mindvec.trust import Revocation, State, TrustEntry, TrustStore
-from mindvec.verify import EXIT_CODES, detached_path, verify
+from mindvec.verification import EXIT_CODES, detached_path, verify
 
 UTC = timezone.utc
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -243,11 +243,3 @@ def test_bad_threshold_argument(tmp_path: Path, alice: SecretKey) -> None:
 
     with pytest.raises(UsageError):
         verify(build(tmp_path / "x.mindvec", alice), threshold=0)
-
-
-def test_public_name_is_callable_after_submodule_import(tmp_path: Path, alice: SecretKey) -> None:
-    import mindvec
-    import mindvec.verify
-
-    report = mindvec.verify(build(tmp_path / "x.mindvec", alice), trust=trust_of(alice))
-    assert report.verdict == "verified"

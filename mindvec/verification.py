@@ -16,8 +16,6 @@ when it exists; its entries are checked exactly like embedded ones.
 from __future__ import annotations
 
 import os
-import sys
-import types
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -255,17 +253,3 @@ def _check_pin(results: list[SignatureResult], pinned: PublicKey, repo: str | No
         f"{repo} was pinned on first use to key {pinned.keyid_hex}, and this package has no valid "
         "signature by it; if the publisher rotated keys, apply their rotation record",
     )
-
-
-class _CallableModule(types.ModuleType):
-    """``mindvec.verify`` is both this module and the public function.
-
-    Importing the submodule (the CLI does) makes Python set ``mindvec.verify`` to the
-    module, shadowing the lazily exported function; calling the module calls it.
-    """
-
-    def __call__(self, *args: Any, **kwargs: Any) -> VerifyReport:
-        return verify(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

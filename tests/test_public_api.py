@@ -1,0 +1,21 @@
+"""The small public API in ``mindvec/__init__.py`` stays what it says it is."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import types
+
+import mindvec
+
+
+def test_public_names_survive_importing_every_submodule() -> None:
+    """A submodule named like a public function would shadow it once imported."""
+    for info in pkgutil.walk_packages(mindvec.__path__, "mindvec."):
+        if info.name.endswith("__main__"):
+            continue
+        importlib.import_module(info.name)
+    for name in mindvec.__all__:
+        value = getattr(mindvec, name)
+        assert not isinstance(value, types.ModuleType), f"mindvec.{name} is a module"
+    assert callable(mindvec.verify) and callable(mindvec.translate) and callable(mindvec.steer)
