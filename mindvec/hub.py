@@ -797,6 +797,26 @@ def _resolve(
     return _Resolved(commit, filename, etag, meta.size, key_files)
 
 
+def _fetch_pinned(
+    hf: Any, repo_id: str, name: str, commit: str, cache: Path, token: str | None, endpoint: str | None
+) -> Path:
+    """hf_hub_download of ``name`` pinned to ``commit`` into a private ``cache`` (never HF's shared one)."""
+    try:
+        got = hf.hf_hub_download(
+            repo_id,
+            name,
+            revision=commit,
+            cache_dir=str(cache),
+            force_download=True,
+            token=token,
+            endpoint=endpoint,
+            library_name="mindvec",
+        )
+    except _hub_errors() as exc:
+        raise _hub_error(f"downloading {repo_id}/{name}@{commit[:12]}", exc, endpoint) from None
+    return Path(got).resolve()
+
+
 def _download(
     hf: Any,
     repo_id: str,
@@ -806,21 +826,8 @@ def _download(
     token: str | None,
     endpoint: str | None,
 ) -> Path:
-    """hf_hub_download pinned to ``commit`` into a private cache under ``staging``; returns a plain file."""
-    try:
-        got = hf.hf_hub_download(
-            repo_id,
-            filename,
-            revision=commit,
-            cache_dir=str(staging / "hf"),
-            force_download=True,
-            token=token,
-            endpoint=endpoint,
-            library_name="mindvec",
-        )
-    except _hub_errors() as exc:
-        raise _hub_error(f"downloading {repo_id}/{filename}@{commit[:12]}", exc, endpoint) from None
-    blob = Path(got).resolve()
+    """The package, pinned to ``commit``, moved out of the private cache to a plain file in ``staging``."""
+    blob = _fetch_pinned(hf, repo_id, filename, commit, staging / "hf", token, endpoint)
     target = staging / "file"
     os.replace(blob, target)
     return target
@@ -840,19 +847,7 @@ def _publisher_keys(
 
     keys: dict[bytes, PublicKey] = {}
     for name in key_files[:16]:
-        try:
-            got = hf.hf_hub_download(
-                repo_id,
-                name,
-                revision=commit,
-                cache_dir=str(staging / "hf-keys"),
-                force_download=True,
-                token=token,
-                endpoint=endpoint,
-                library_name="mindvec",
-            )
-        except _hub_errors() as exc:
-            raise _hub_error(f"downloading {repo_id}/{name}@{commit[:12]}", exc, endpoint) from None
+        got = _fetch_pinned(hf, repo_id, name, commit, staging / "hf-keys", token, endpoint)
         with contextlib.suppress(UsageError):
             key = PublicKey.load(got)
             keys[key.keyid] = key
