@@ -82,6 +82,36 @@ def mapping_matrix(pkg: Any, spec: Any) -> np.ndarray[Any, Any]:
     return weight
 
 
+def translate_activations(
+    mapping_pkg: Any, activations: np.ndarray[Any, Any], *, mapping: str | None = None
+) -> np.ndarray[Any, Any]:
+    """Map source activations ``[..., d_in]`` into the target space (spec [R-36]).
+
+    ``W (a − source_mean) + target_mean`` when the mapping stores means, ``W a + bias`` when
+    it stores a bias, else ``W a``; ``W`` is the full linear part (:func:`mapping_matrix`).
+    Unlike a direction, an activation keeps the offsets. Computed in float64.
+    """
+    mpkg = _open(mapping_pkg)
+    spec = mpkg.mapping(mapping)
+    weight = mapping_matrix(mpkg, spec)
+    a = np.asarray(activations, dtype=np.float64)
+    if a.shape[-1:] != weight.shape[1:]:
+        raise UsageError(
+            "argument",
+            f"activations end in size {a.shape[-1] if a.ndim else 0}, but mapping {spec.name!r} "
+            f"takes {weight.shape[1]}-wide inputs from model {spec.source_model!r}",
+        )
+    tensors = spec.tensors
+    out: np.ndarray[Any, Any]
+    if "source_mean" in tensors:
+        out = (a - _f32(mpkg, tensors["source_mean"])) @ weight.T + _f32(mpkg, tensors["target_mean"])
+    else:
+        out = a @ weight.T
+        if "bias" in tensors:
+            out = out + _f32(mpkg, tensors["bias"])
+    return out
+
+
 def _same_model(a: Any, b: Any) -> list[str]:
     diffs = []
     for key in ("model_type", "hidden_size", "num_layers", "num_encoder_layers", "config_sha256"):

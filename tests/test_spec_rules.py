@@ -24,7 +24,7 @@ import pytest
 import mindvec
 from mindvec import canonical, container, package
 from mindvec import manifest as mf
-from mindvec.errors import MindvecError
+from mindvec.errors import MindvecError, UsageError
 from mindvec.payload import (
     TensorData,
     build_payload,
@@ -512,18 +512,40 @@ def test_translated_vector_is_w_v(tmp_path: Path) -> None:
     np.testing.assert_allclose(translate_vector(vec, low).tensor, u @ (vv.T @ v), rtol=1e-4)
 
 
-def test_translated_activation() -> None:
-    """[R-36] an activation maps as s·W (a − source_mean) + target_mean (fitted maps)."""
+def test_translated_activation(tmp_path: Path) -> None:
+    """[R-36] an activation maps as W(a − source_mean) + target_mean, W a + bias, or W a, by form."""
     from mindvec.fit.mapping import LinearMap
+    from mindvec.translation import translate_activations
 
     rng = np.random.default_rng(4)
-    w, mu_s, mu_t = rng.standard_normal((3, 5)), rng.standard_normal(5), rng.standard_normal(3)
-    a = rng.standard_normal((7, 5))
-    fitted = LinearMap("ridge", w, mu_s, mu_t)
-    np.testing.assert_allclose(fitted.predict(a), (a - mu_s) @ w.T + mu_t)
-    scaled = LinearMap("procrustes", w, mu_s, mu_t, scale=1.5)
-    np.testing.assert_allclose(scaled.predict(a), 1.5 * (a - mu_s) @ w.T + mu_t)
-    np.testing.assert_allclose(scaled.apply_vector(a[0]), 1.5 * w @ a[0])
+    a = rng.standard_normal((7, 6))
+    w = rng.standard_normal((4, 6)).astype(np.float32)
+    w64 = w.astype(np.float64)
+    b, mu_s, mu_t = (rng.standard_normal(n).astype(np.float32) for n in (4, 6, 4))
+    cases = {
+        "linear": ({"weight": w}, a @ w64.T),
+        "affine-bias": ({"weight": w, "bias": b}, a @ w64.T + b),
+        "affine-means": (
+            {"weight": w, "source_mean": mu_s, "target_mean": mu_t},
+            (a - mu_s) @ w64.T + mu_t,
+        ),
+    }
+    for label, (tensors, expected) in cases.items():
+        form = label.split("-")[0]
+        (tmp_path / label).mkdir()
+        path = _mapping_package(tmp_path / label, form, tensors)
+        np.testing.assert_allclose(translate_activations(path, a), expected, rtol=1e-6, atol=1e-6)
+    u, vv = rng.standard_normal((4, 2)).astype(np.float32), rng.standard_normal((6, 2)).astype(np.float32)
+    (tmp_path / "low").mkdir()
+    low = _mapping_package(tmp_path / "low", "low_rank", {"u": u, "v": vv, "bias": b})
+    expected_low = a @ (u.astype(np.float64) @ vv.T.astype(np.float64)).T + b
+    np.testing.assert_allclose(translate_activations(low, a), expected_low, rtol=1e-6, atol=1e-6)
+    with pytest.raises(UsageError) as info:
+        translate_activations(low, a[:, :5])
+    assert info.value.code == "argument"
+    # the fitter's own prediction follows the same equation
+    fitted = LinearMap("ridge", w64, mu_s.astype(np.float64), mu_t.astype(np.float64))
+    np.testing.assert_allclose(fitted.predict(a), cases["affine-means"][1], rtol=1e-6, atol=1e-6)
 
 
 def test_orthogonal_is_semi_orthogonal(tmp_path: Path) -> None:
