@@ -146,6 +146,24 @@ def test_tofu_pin(tmp_path: Path) -> None:
     assert code_of(lambda: enforce(rotated, trust=empty, state=state, repo="other/repo")) == "untrusted-key"
 
 
+def test_unsigned_package_from_pinned_repo_is_key_pin(tmp_path: Path) -> None:
+    """[R-82] step 6: a pinned repo serving an unsigned package is a changed key, not 'unsigned'."""
+    publisher = SecretKey.generate()
+    state = State(tmp_path / "state.json")
+    enforce(
+        build(tmp_path / "v1.mindvec", publisher), state=state, repo="acme/vec", tofu_key=publisher.public_key
+    )
+    unsigned = build(tmp_path / "v2.mindvec", version=2)
+    for allow in (False, True):
+        call = lambda a=allow: enforce(  # noqa: E731
+            unsigned, trust=TrustStore(), state=state, repo="acme/vec", allow_unsigned=a
+        )
+        assert code_of(call) == "key-pin"
+    # the same unsigned package from a repo with no pin is just unsigned, and the opt-in accepts it
+    assert code_of(lambda: enforce(unsigned, trust=TrustStore(), repo="other/repo")) == "no-signature"
+    assert enforce(unsigned, trust=TrustStore(), repo="other/repo", allow_unsigned=True).allowed
+
+
 def _result(keyid: bytes, valid: bool | None = True) -> SignatureResult:
     return SignatureResult(keyid.hex(), None, valid, False, "valid" if valid else "unknown-key")
 
