@@ -15,7 +15,9 @@ def test_public_names_survive_importing_every_submodule() -> None:
         if info.name.endswith("__main__"):
             continue
         importlib.import_module(info.name)
-    for name in mindvec.__all__:
-        value = getattr(mindvec, name)
-        assert not isinstance(value, types.ModuleType), f"mindvec.{name} is a module"
+    hub = importlib.import_module("mindvec.hub")
+    for namespace in (mindvec, hub):
+        for name in namespace.__all__:
+            value = getattr(namespace, name)
+            assert not isinstance(value, types.ModuleType), f"{namespace.__name__}.{name} is a module"
     assert callable(mindvec.verify) and callable(mindvec.translate) and callable(mindvec.steer)

@@ -1,0 +1,573 @@
+"""Pull a package from the Hub, verifying it before anything uses it.
+
+``pull`` works in a fixed order, and nothing that failed is ever left where a later
+``pull`` or :func:`mindvec.open` would pick it up:
+
+1. resolve the revision to a 40-hex commit (``model_info``) and record it;
+2. download with ``hf_hub_download`` pinned to that commit, into mindvec's own staging
+   folder (never the shared Hugging Face cache, which hands back a file for the same
+   commit without any network call and checks only its size);
+3. check the file's sha256 against the Hub's LFS etag (this protects the transfer only);
+4. verify structure and signatures, then trust, scope and rollback
+   (:func:`mindvec.policy.enforce`), before anything beyond the preamble, the manifest
+   and the signatures is parsed; then the schema, the header and every tensor digest;
+5. only then move the file into mindvec's cache
+   (``<cache>/hub/<org>/<repo>/<commit>/<file>``). A file already in the cache is
+   verified again, exactly as a download is, every time it is used.
+
+A file that fails any step is moved to ``<cache>/quarantine/`` (renamed so that it no
+longer ends in ``.mindvec``), with a ``.reason.txt`` beside it; the error says where (or
+that it was deleted, when it could not be moved).
+
+When the Hub cannot be reached, a cached file for the requested commit (or for a branch or
+tag that an earlier pull resolved, ``<cache>/hub/<org>/<repo>/refs/``) is used only after the
+same full verification; ``PullResult.offline`` says so. ``endpoint`` defaults to
+``$HF_ENDPOINT`` read at call time, the cache to ``$MINDVEC_CACHE``.
+
+``huggingface_hub`` is imported only when a Hub call is made (extra ``mindvec[hub]``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from mindvec.errors import MindvecError, UnverifiedError, UsageError
+
+if TYPE_CHECKING:
+    from mindvec.package import Package
+    from mindvec.signing import PublicKey
+    from mindvec.trust import State, TrustStore
+
+from mindvec.hub.cache import cache_root, cached_path, quarantine
+from mindvec.hub.client import HubUnreachable, endpoint_url, hf_module, hub_error, hub_errors
+from mindvec.hub.names import (
+    _COMMIT_RE,
+    _HASH_CHUNK,
+    _SHA256_RE,
+    KEYS_DIR,
+    PACKAGE_SUFFIX,
+    check_filename,
+    check_repo_id,
+    check_revision,
+    is_hf_url,
+    parse_hf_url,
+)
+
+
+@dataclass
+class PullResult:
+    """What a verified pull produced."""
+
+    package: Package
+    repo_id: str
+    filename: str
+    revision: str | None
+    commit: str
+    sha256: str
+    path: Path
+    from_cache: bool
+    report: Any = None
+    offline: bool = False  # the Hub was unreachable: the cached copy was verified, not re-compared
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass
+class _Resolved:
+    commit: str
+    filename: str
+    etag: str
+    size: int | None
+    key_files: list[str]
+
+
+def _resolve(
+    api: Any,
+    hf: Any,
+    repo_id: str,
+    filename: str | None,
+    revision: str | None,
+    token: str | None,
+    endpoint: str | None,
+) -> _Resolved:
+    try:
+        info = api.model_info(repo_id, revision=revision, files_metadata=True)
+    except hub_errors() as exc:
+        raise hub_error(f"resolving {repo_id}@{revision or 'main'}", exc, endpoint) from None
+    commit = info.sha
+    if not isinstance(commit, str) or not _COMMIT_RE.match(commit):
+        raise UnverifiedError(
+            "transfer", f"the Hub answered a revision of {repo_id} that is not a 40-hex commit"
+        )
+    if revision is not None and _COMMIT_RE.match(revision) and commit != revision:
+        raise UnverifiedError(
+            "transfer", f"asked for commit {revision} of {repo_id}, the Hub answered {commit}"
+        )
+    siblings = {s.rfilename: s for s in (info.siblings or [])}
+    if filename is None:
+        candidates = sorted(n for n in siblings if n.endswith(PACKAGE_SUFFIX))
+        if len(candidates) != 1:
+            listing = ", ".join(candidates[:10]) or "none"
+            raise UsageError(
+                "not-found",
+                f"{repo_id}@{commit[:12]} holds {len(candidates)} .mindvec files ({listing}); "
+                "name the one to pull",
+            )
+        filename = candidates[0]
+    check_filename(filename)
+    sibling = siblings.get(filename)
+    if sibling is None:
+        raise UsageError("not-found", f"{repo_id} has no file {filename} at commit {commit}; check the name")
+    key_files = sorted(n for n in siblings if n.startswith(f"{KEYS_DIR}/") and n.endswith(".pub"))
+    url = hf.hf_hub_url(repo_id, filename, revision=commit, endpoint=endpoint)
+    try:
+        meta = hf.get_hf_file_metadata(url, token=token, endpoint=endpoint)
+    except hub_errors() as exc:
+        raise hub_error(f"reading the metadata of {repo_id}/{filename}", exc, endpoint) from None
+    etag = (meta.etag or "").lower()
+    if meta.commit_hash is not None and meta.commit_hash != commit:
+        raise UnverifiedError(
+            "transfer", f"{repo_id}/{filename}: the Hub served commit {meta.commit_hash}, not {commit}; retry"
+        )
+    if not _SHA256_RE.match(etag):
+        raise UnverifiedError(
+            "transfer",
+            f"{repo_id}/{filename} has no LFS sha256 etag, so its transfer cannot be checked; "
+            "the publisher should upload it with mindvec push (which stores it in LFS)",
+        )
+    lfs = getattr(sibling, "lfs", None)
+    lfs_sha = getattr(lfs, "sha256", None) if lfs is not None else None
+    if lfs_sha is not None and str(lfs_sha).lower() != etag:
+        raise UnverifiedError(
+            "transfer",
+            f"{repo_id}/{filename}: the repo listing and the download disagree on its sha256; retry",
+        )
+    return _Resolved(commit, filename, etag, meta.size, key_files)
+
+
+def _fetch_pinned(
+    hf: Any, repo_id: str, name: str, commit: str, cache: Path, token: str | None, endpoint: str | None
+) -> Path:
+    """hf_hub_download of ``name`` pinned to ``commit`` into a private ``cache`` (never HF's shared one)."""
+    try:
+        got = hf.hf_hub_download(
+            repo_id,
+            name,
+            revision=commit,
+            cache_dir=str(cache),
+            force_download=True,
+            token=token,
+            endpoint=endpoint,
+            library_name="mindvec",
+        )
+    except hub_errors() as exc:
+        raise hub_error(f"downloading {repo_id}/{name}@{commit[:12]}", exc, endpoint) from None
+    return Path(got).resolve()
+
+
+def _download(
+    hf: Any,
+    repo_id: str,
+    filename: str,
+    commit: str,
+    staging: Path,
+    token: str | None,
+    endpoint: str | None,
+) -> Path:
+    """The package, pinned to ``commit``, moved out of the private cache to a plain file in ``staging``."""
+    blob = _fetch_pinned(hf, repo_id, filename, commit, staging / "hf", token, endpoint)
+    target = staging / "file"
+    os.replace(blob, target)
+    return target
+
+
+def _publisher_keys(
+    hf: Any,
+    repo_id: str,
+    commit: str,
+    key_files: list[str],
+    staging: Path,
+    token: str | None,
+    endpoint: str | None,
+) -> dict[bytes, PublicKey]:
+    """Public key files the repo publishes at ``commit`` (a hint for TOFU, never trust by themselves)."""
+    from mindvec.signing import PublicKey
+
+    keys: dict[bytes, PublicKey] = {}
+    for name in key_files[:16]:
+        got = _fetch_pinned(hf, repo_id, name, commit, staging / "hf-keys", token, endpoint)
+        with contextlib.suppress(UsageError):
+            key = PublicKey.load(got)
+            keys[key.keyid] = key
+    return keys
+
+
+@dataclass
+class _Policy:
+    trust: TrustStore
+    state: State | None
+    tofu: bool
+    allow_unsigned: bool
+    allow_untrusted: bool
+    threshold: int
+    now: Any
+
+
+def _offered_key(path: Path, offered: dict[bytes, PublicKey]) -> PublicKey | None:
+    """The published key (``keys/<keyid>.pub``) of the first signer of ``path``, for TOFU.
+
+    Reads step 1 only (preamble, manifest, signature block). The key is a candidate, never
+    trust by itself: the policy pins it only after it produced a valid signature, and refuses a
+    key other than the pinned one later.
+    """
+    from mindvec import container
+
+    for entry in container.read_raw(path).signatures:
+        key = offered.get(entry.keyid)
+        if key is not None:
+            return key
+    return None
+
+
+def _gate(path: Path, repo_id: str, policy: _Policy, tofu_key: PublicKey | None) -> None:
+    """Refuse on signature, trust, scope, TOFU pin or rollback from the preamble, manifest and
+    signatures alone, before the payload is parsed at all.
+
+    This only refuses earlier; :func:`mindvec.policy.enforce` (run next, on the whole file)
+    stays the one authority that accepts. A manifest whose package id or version cannot be read
+    is left to that full verification, which names the defect.
+    """
+    from mindvec import canonical, container
+    from mindvec import policy as policy_mod
+    from mindvec.trust import TrustEntry
+
+    raw = container.read_raw(path)  # structure and bounds; reads no payload byte
+    store = policy.trust
+    pinned = policy.state.pin(repo_id) if policy.state is not None else None
+    offered = pinned or tofu_key
+    if offered is not None and not store.is_revoked(offered.keyid):
+        store = store.with_entries([TrustEntry(f"tofu:{repo_id}", offered, repos=(repo_id,))])
+    results: list[policy_mod.SignatureResult] = []
+    entries = [(entry, "embedded") for entry in raw.signatures]
+    policy_mod.check_signatures(raw.manifest_bytes, entries, store, results)  # bad-signature
+    manifest = canonical.decode(raw.manifest_bytes)
+    meta = manifest.get("package") if isinstance(manifest, dict) else None
+    package_id = meta.get("id") if isinstance(meta, dict) else None
+    version = meta.get("version") if isinstance(meta, dict) else None
+    if not isinstance(package_id, str) or not isinstance(version, int) or isinstance(version, bool):
+        return
+    error = policy_mod.decide(
+        results,
+        store,
+        package_id=package_id,
+        repo=repo_id,
+        now=policy_mod.resolve_now(policy.now),
+        threshold=policy.threshold,
+    )
+    if pinned is not None and (error is None or error.code not in ("revoked", "expired", "scope")):
+        if not any(r.valid and r.keyid == pinned.keyid_hex for r in results):
+            signers = ", ".join(sorted(e.keyid.hex() for e in raw.signatures)) or "nobody (it is unsigned)"
+            error = UnverifiedError(
+                "key-pin",
+                f"{repo_id} is pinned to the publisher key {pinned.keyid_hex} (trust on first use), but this "
+                f"file is signed by {signers}: the publisher's key changed. If they rotated keys, apply "
+                "their rotation record (mindvec trust rotate); otherwise do not use this file",
+            )
+    if error is not None and not (
+        (error.code == "no-signature" and policy.allow_unsigned)
+        or (error.code == "untrusted-key" and policy.allow_untrusted)
+    ):
+        raise error
+    if policy.state is not None:
+        policy.state.check(package_id, version, hashlib.sha256(raw.manifest_bytes).digest())  # rollback
+
+
+def _verify_file(path: Path, repo_id: str, policy: _Policy, offered: dict[bytes, PublicKey]) -> Any:
+    """Verify a local file completely; returns the :class:`~mindvec.verification.VerifyReport`.
+
+    First :func:`_gate` decides signature, trust, scope, pin and rollback from the preamble,
+    manifest and signatures only. Then :func:`mindvec.policy.enforce` runs the whole fixed check
+    order on the file (structure, signatures over the exact manifest bytes, decode, schema,
+    header, every tensor digest, trust policy, rollback), records the version in the state file
+    and pins the publisher key on first use. The first failure raises.
+    """
+    from mindvec import policy as policy_mod
+
+    tofu_key = _offered_key(path, offered) if policy.tofu else None
+    _gate(path, repo_id, policy, tofu_key)
+    return policy_mod.enforce(
+        path,
+        trust=policy.trust,
+        state=policy.state,
+        threshold=policy.threshold,
+        allow_unsigned=policy.allow_unsigned,
+        allow_untrusted=policy.allow_untrusted,
+        repo=repo_id,
+        now=policy.now,
+        tofu_key=tofu_key,
+    )
+
+
+@contextlib.contextmanager
+def _staging(root: Path) -> Iterator[Path]:
+    base = root / "staging"
+    base.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="pull-", dir=base))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _reject(
+    exc: MindvecError, root: Path, repo_id: str, commit: str, filename: str, source: Path
+) -> MindvecError:
+    """Quarantine ``source`` and re-raise ``exc`` with where the file went."""
+    reason = f"{exc.code}: {exc.message}"
+    where = quarantine(root, repo_id, commit, filename, source, reason)
+    if where is not None:
+        note = f" The rejected file was quarantined at {where} (it will never be used); delete it when done."
+    else:
+        note = " The rejected file was deleted."
+    return type(exc)(exc.code, exc.message.rstrip(".") + "." + note)
+
+
+def pull_verified(
+    repo_id: str,
+    filename: str | None = None,
+    *,
+    revision: str | None = None,
+    trust: TrustStore | str | os.PathLike[str] | None = None,
+    tofu: bool = False,
+    state: State | str | os.PathLike[str] | None = None,
+    allow_unsigned: bool = False,
+    allow_untrusted: bool = False,
+    threshold: int = 1,
+    endpoint: str | None = None,
+    token: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    now: Any = None,
+) -> PullResult:
+    """:func:`pull`, returning the package together with the commit, sha256 and verification report."""
+    from mindvec.trust import State, TrustStore
+
+    check_repo_id(repo_id)
+    if filename is not None:
+        check_filename(filename)
+    check_revision(revision)
+    store = TrustStore.coerce(trust)
+    state_obj = State.coerce(state)
+    if tofu and state_obj is None:
+        state_obj = State()  # TOFU pins live in the state file; default path when none is given
+    policy = _Policy(store, state_obj, tofu, allow_unsigned, allow_untrusted, threshold, now)
+    root = cache_root(cache_dir)
+    hf = hf_module()
+    endpoint = endpoint_url(endpoint)
+    api = hf.HfApi(endpoint=endpoint, token=token, library_name="mindvec")
+
+    # 1. resolve the revision to a commit, and record it
+    try:
+        resolved = _resolve(api, hf, repo_id, filename, revision, token, endpoint)
+    except HubUnreachable:
+        cached = _offline_candidate(root, repo_id, filename, revision)
+        if cached is None:
+            raise
+        return _verify_cached_offline(cached, root, repo_id, revision, policy)
+    commit, name = resolved.commit, resolved.filename
+    final = cached_path(root, repo_id, commit, name)
+    _record_ref(root, repo_id, revision, commit)
+
+    with _staging(root) as staging:
+        offered: dict[bytes, PublicKey] = {}
+        if tofu and resolved.key_files:
+            offered = _publisher_keys(hf, repo_id, commit, resolved.key_files, staging, token, endpoint)
+
+        # a file already in mindvec's cache is verified again, exactly like a download
+        if final.is_file():
+            if _sha256_file(final) == resolved.etag:
+                try:
+                    report = _verify_file(final, repo_id, policy, offered)
+                except MindvecError as exc:
+                    raise _reject(exc, root, repo_id, commit, name, final) from None
+                return _result(report, final, repo_id, name, revision, commit, resolved.etag, from_cache=True)
+            damaged = UnverifiedError(
+                "transfer", f"the cached copy of {repo_id}/{name}@{commit[:12]} differs from the Hub's sha256"
+            )
+            _reject(damaged, root, repo_id, commit, name, final)  # then download it again
+
+        # 2. download pinned to the commit, into mindvec's own staging folder
+        staged = _download(hf, repo_id, name, commit, staging, token, endpoint)
+        try:
+            # 3. the transfer: size and sha256 against the Hub's LFS etag
+            size = staged.stat().st_size
+            if resolved.size is not None and size != resolved.size:
+                raise UnverifiedError(
+                    "transfer",
+                    f"{repo_id}/{name}: downloaded {size} bytes, the Hub announced {resolved.size}; "
+                    "retry the pull",
+                )
+            got = _sha256_file(staged)
+            if got != resolved.etag:
+                raise UnverifiedError(
+                    "transfer",
+                    f"{repo_id}/{name}@{commit[:12]}: the downloaded bytes hash to {got}, not the Hub's LFS "
+                    f"sha256 {resolved.etag}; the transfer was corrupted or tampered with, retry the pull",
+                )
+            # 4. structure and signatures first, then the rest, then trust, scope, pin and rollback
+            report = _verify_file(staged, repo_id, policy, offered)
+        except MindvecError as exc:
+            raise _reject(exc, root, repo_id, commit, name, staged) from None
+        verified = report.package
+        manifest_bytes, signatures = verified.manifest_bytes, list(verified.signatures)
+        verified.close()
+
+        # 5. only now into mindvec's cache
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, final)
+        with contextlib.suppress(OSError):
+            os.chmod(final, 0o444)
+
+    # hand out the cached file: same manifest and signatures as verified, tensors checked on access
+    from mindvec.package import open as open_package
+
+    try:
+        package = open_package(final)
+    except MindvecError as exc:
+        raise _reject(exc, root, repo_id, commit, name, final) from None
+    if package.manifest_bytes != manifest_bytes or list(package.signatures) != signatures:
+        package.close()
+        changed = UnverifiedError(
+            "digest-mismatch", f"{final} changed between verification and use; pull again"
+        )
+        raise _reject(changed, root, repo_id, commit, name, final)
+    report.package = package
+    return _result(report, final, repo_id, name, revision, commit, got, from_cache=False)
+
+
+def _result(
+    report: Any,
+    path: Path,
+    repo_id: str,
+    name: str,
+    revision: str | None,
+    commit: str,
+    sha: str,
+    *,
+    from_cache: bool,
+) -> PullResult:
+    return PullResult(
+        package=report.package,
+        repo_id=repo_id,
+        filename=name,
+        revision=revision,
+        commit=commit,
+        sha256=sha,
+        path=path,
+        from_cache=from_cache,
+        report=report,
+    )
+
+
+def _offline_candidate(root: Path, repo_id: str, filename: str | None, revision: str | None) -> Path | None:
+    """The cached file for ``revision`` (a commit, or a branch/tag resolved by an earlier pull)."""
+    if revision is not None and _COMMIT_RE.match(revision):
+        commit = revision
+    else:
+        try:
+            ref = root / "hub" / repo_id / "refs" / quote(revision or "main", safe="")
+            commit = ref.read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        if not _COMMIT_RE.match(commit):
+            return None
+    folder = root / "hub" / repo_id / commit
+    if filename is not None:
+        path = folder / filename
+        return path if path.is_file() else None
+    found = sorted(p for p in folder.glob(f"**/*{PACKAGE_SUFFIX}") if p.is_file())
+    return found[0] if len(found) == 1 else None
+
+
+def _verify_cached_offline(
+    path: Path, root: Path, repo_id: str, revision: str | None, policy: _Policy
+) -> PullResult:
+    """Without the Hub, a cached file is used only after the full verification (no etag to compare)."""
+    commit = path.relative_to(root / "hub" / repo_id).parts[0]
+    name = path.relative_to(root / "hub" / repo_id / commit).as_posix()
+    try:
+        report = _verify_file(path, repo_id, policy, {})
+    except MindvecError as exc:
+        raise _reject(exc, root, repo_id, commit, name, path) from None
+    result = _result(report, path, repo_id, name, revision, commit, _sha256_file(path), from_cache=True)
+    result.offline = True
+    return result
+
+
+def _record_ref(root: Path, repo_id: str, revision: str | None, commit: str) -> None:
+    """Remember which commit ``revision`` resolved to (``<cache>/hub/<repo>/refs/<revision>``)."""
+    refs = root / "hub" / repo_id / "refs"
+    try:
+        refs.mkdir(parents=True, exist_ok=True)
+        (refs / quote(revision or "main", safe="")).write_text(commit + "\n", encoding="ascii")
+    except OSError:
+        pass
+
+
+def pull(
+    repo_id: str,
+    filename: str | None = None,
+    *,
+    revision: str | None = None,
+    trust: TrustStore | str | os.PathLike[str] | None = None,
+    tofu: bool = False,
+    state: State | str | os.PathLike[str] | None = None,
+    allow_unsigned: bool = False,
+    allow_untrusted: bool = False,
+    endpoint: str | None = None,
+    token: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    threshold: int = 1,
+    now: Any = None,
+) -> Package:
+    """Download a package from the Hub and return it only once it is proven (see the module doc).
+
+    ``repo_id`` may also be an ``hf://org/repo[@rev][/file.mindvec]`` URL. ``trust``: a trust
+    store or its path (default: the XDG default). ``tofu=True`` pins the publisher's key for this
+    repo in the state file on first use and refuses a different key later (``key-pin``); a pinned
+    key counts as trusted for this repo only. ``state``: the rollback/TOFU state file.
+    """
+    if is_hf_url(repo_id):
+        url = parse_hf_url(repo_id)
+        if (filename is not None and url.filename) or (revision is not None and url.revision):
+            raise UsageError("argument", "give the file and revision either in the hf:// URL or as arguments")
+        repo_id, filename, revision = url.repo_id, filename or url.filename, revision or url.revision
+    return pull_verified(
+        repo_id,
+        filename,
+        revision=revision,
+        trust=trust,
+        tofu=tofu,
+        state=state,
+        allow_unsigned=allow_unsigned,
+        allow_untrusted=allow_untrusted,
+        threshold=threshold,
+        endpoint=endpoint,
+        token=token,
+        cache_dir=cache_dir,
+        now=now,
+    ).package
