@@ -33,6 +33,8 @@ BAD = "bad-signature"
 REVOKED = "revoked"
 EXPIRED = "expired"
 SCOPE = "scope"
+#: a valid signature whose trust step 7 never decided, because an earlier check failed
+UNDECIDED = "undecided"
 
 
 @dataclass
@@ -97,7 +99,7 @@ def check_signatures(
                 f"the signature by key {entry.keyid.hex()} ({principal}) in {where} does not verify: the "
                 "manifest changed after signing or the signature belongs to another package; do not use it",
             )
-        out.append(SignatureResult(entry.keyid.hex(), principal, True, False, "valid", source))
+        out.append(SignatureResult(entry.keyid.hex(), principal, True, False, UNDECIDED, source))
 
 
 def _principal(store: TrustStore, key: PublicKey) -> str:

@@ -74,6 +74,8 @@ def test_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pkg.write_bytes(bytes(data))
     code, out, err = run(capsys, "verify", str(pkg), "--trust", str(store))
     assert code == 1 and "DIGEST MISMATCH" in out and "error[digest-mismatch]" in err
+    # the signature itself is fine, but trust was never decided: the report must not say "not trusted"
+    assert "valid; trust not evaluated" in out and "not trusted" not in out
     pkg.write_bytes(original)
 
     # revoke: invalid from now on

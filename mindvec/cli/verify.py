@@ -23,6 +23,7 @@ from typing import Any
 
 from mindvec.errors import UsageError
 from mindvec.manifest import escape_text as esc
+from mindvec.policy import UNDECIDED
 from mindvec.trust import default_trust_path
 from mindvec.verification import VerifyReport, verify
 
@@ -78,6 +79,8 @@ def _signature_line(sig: Any) -> str:
         state = "INVALID signature"
     elif sig.trusted:
         state = "valid, trusted"
+    elif sig.reason == UNDECIDED:
+        state = "valid; trust not evaluated (an earlier check failed)"
     else:
         state = f"valid, not trusted ({sig.reason})"
     where = " [detached]" if sig.source == "detached" else ""
