@@ -21,18 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from mindvec.errors import UsageError
-from mindvec.manifest import Site
 from mindvec.package import Signer, encode_package, write
+from mindvec.site import Site, SiteArg, as_site
 
-SiteLike = Site | Mapping[str, Any]
 
-
-def _site_dict(site: SiteLike) -> dict[str, Any]:
-    if isinstance(site, Site):
-        return site.to_dict()
-    if isinstance(site, Mapping):
-        return Site.from_dict(site).to_dict()
-    raise UsageError("argument", f"a site must be a Site or a dict with stack, layer and point, not {site!r}")
+def _site_dict(site: SiteArg) -> dict[str, Any]:
+    return as_site(site).to_dict()
 
 
 def _now_utc() -> str:
@@ -116,7 +110,7 @@ class PackageBuilder:
         self,
         name: str,
         model: str,
-        sites: Sequence[tuple[SiteLike, Any, Mapping[str, Any]]],
+        sites: Sequence[tuple[SiteArg, Any, Mapping[str, Any]]],
         *,
         operation: str = "add",
         scale: float = 1.0,
@@ -133,7 +127,7 @@ class PackageBuilder:
         entries = []
         for site, tensor, calibration in sites:
             site_dict = _site_dict(site)
-            label = f"{site_dict['stack']}.{site_dict['layer']}.{site_dict['point']}"
+            label = str(Site.from_dict(site_dict))
             tensor_name = self._add_tensor(f"vector/{name}/{label}", tensor)
             entries.append({"site": site_dict, "tensor": tensor_name, "calibration": dict(calibration)})
         vector: dict[str, Any] = {
@@ -155,8 +149,8 @@ class PackageBuilder:
         self,
         name: str,
         *,
-        source: tuple[str, SiteLike],
-        target: tuple[str, SiteLike],
+        source: tuple[str, SiteArg],
+        target: tuple[str, SiteArg],
         form: str,
         tensors: Mapping[str, Any],
         fit: Mapping[str, Any],
@@ -182,7 +176,7 @@ class PackageBuilder:
         return self
 
     def add_correspondence(
-        self, source: tuple[str, SiteLike], target: tuple[str, SiteLike], score: float, metric: str
+        self, source: tuple[str, SiteArg], target: tuple[str, SiteArg], score: float, metric: str
     ) -> PackageBuilder:
         self._correspondences.append(
             {

@@ -16,11 +16,10 @@ from typing import Any, NoReturn
 import msgpack
 
 from mindvec.errors import MalformedError
+from mindvec.limits import MAX_DEPTH, MAX_MANIFEST
 
-#: deepest allowed nesting of maps and arrays (the top-level container is depth 1)
-MAX_DEPTH = 32
 #: the largest buffer :func:`decode` accepts (the manifest limit)
-MAX_INPUT = 16 * 2**20
+MAX_INPUT = MAX_MANIFEST
 
 _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1

@@ -1,4 +1,4 @@
-"""The .mindvec container: preamble, sections, trailer, bounds and atomic writes.
+"""The .mindvec container: preamble, sections, signature block, trailer and bounds.
 
 This module knows bytes, not meaning. :func:`read_raw` is step 1 of reading: it
 checks the structure and every declared length against the limits *and* the real
@@ -12,35 +12,34 @@ magic -> version -> flags -> bounds -> trailer magic and ``sig_len`` -> total si
 
 from __future__ import annotations
 
-import contextlib
 import os
 import struct
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from mindvec import canonical
+from mindvec._fs import atomic_writer
 from mindvec.errors import MalformedError, UsageError
+from mindvec.limits import (
+    ALIGN,
+    FORMAT_VERSION,
+    KEYID_LEN,
+    MAGIC,
+    MAX_MANIFEST,
+    MAX_PAYLOAD,
+    MAX_SIG_BLOCK,
+    MAX_SIGNATURES,
+    MIN_PAYLOAD,
+    PREAMBLE_SIZE,
+    SIG_LEN,
+    SIGNATURE_ALG,
+    TRAILER_MAGIC,
+    TRAILER_SIZE,
+)
 
-MAGIC = b"\x89MVEC\r\n\n"
-TRAILER_MAGIC = b"MVECEND\n"
-PREAMBLE_SIZE = 32
-TRAILER_SIZE = 16
-ALIGN = 64
-MAX_MANIFEST = 16 * 2**20
-MIN_PAYLOAD = 16
-MAX_PAYLOAD = 2**48
-MAX_SAFETENSORS_HEADER = 100_000_000
-MAX_SIG_BLOCK = 65536
-MAX_SIGNATURES = 16
-MAX_TENSORS = 65536
-MAX_DEPTH = canonical.MAX_DEPTH
-KEYID_LEN = 16
-SIG_LEN = 64
-SIGNATURE_ALG = "ed25519"
-VERSION = (1, 0)
+VERSION = FORMAT_VERSION
 
 _PREAMBLE = struct.Struct("<8sHHIQQ")
 _TRAILER = struct.Struct("<Q8s")
@@ -297,63 +296,7 @@ def read_raw(path: str | os.PathLike[str]) -> RawPackage:
     return RawPackage(path, layout, manifest, signatures, file_size, block)
 
 
-# ---------------------------------------------------------------- atomic writes
-
-
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):  # not every filesystem allows fsync on a directory
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _target_mode(path: Path) -> int:
-    """Keep an existing file's mode; give a new file the usual umask-based mode."""
-    try:
-        return os.stat(path).st_mode & 0o7777
-    except OSError:
-        umask = os.umask(0o022)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-@contextlib.contextmanager
-def atomic_writer(
-    path: str | os.PathLike[str], check: Callable[[Path], None] | None = None
-) -> Iterator[BinaryIO]:
-    """Yield a temp file beside ``path``; on success fsync and rename it over ``path``.
-
-    ``check`` (if given) is called with the complete temp file before the rename;
-    if it raises, nothing appears at ``path``.
-
-    On any exception (KeyboardInterrupt included) the temp file is removed, so an
-    interrupted write leaves neither a partial file nor litter.
-    """
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise UsageError("io", f"cannot write in {directory}: {exc.strerror or exc}") from None
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), _target_mode(path))
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        if check is not None:
-            check(tmp)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        if isinstance(exc, OSError):
-            raise UsageError("io", f"cannot write {path}: {exc.strerror or exc}") from None
-        raise
-    _fsync_dir(directory)
+# ---------------------------------------------------------------- co-signing
 
 
 def _copy_prefix(src: BinaryIO, dst: BinaryIO, size: int) -> None:

@@ -1,45 +1,53 @@
-"""The manifest: JSON Schema validation, semantic rules and typed views.
+"""The manifest: typed views, and the rules beyond the JSON Schema.
 
 Validation runs in two stages, in the fixed check order of the spec:
 
-1. :func:`validate` — the JSON Schema (``schemas/manifest.schema.json``) with a
-   custom type checker (``bytes`` is msgpack bin; ``integer`` is a Python ``int``,
-   never a bool or float; ``number`` is never a bool), then the rules a schema cannot
-   express: format vs preamble version, critical extensions, model references,
-   sites, mapping forms, scale ranges and which tensors the manifest names.
+1. :func:`validate` — the JSON Schema (:mod:`mindvec.schema`), then the rules a schema
+   cannot express, in this order: format vs preamble version, critical extensions, model
+   references, unique names, sites, mapping forms, scale ranges, and which tensors the
+   manifest names.
 2. :func:`check_header` — once the safetensors header is parsed: the same tensor
    names on both sides, and shapes consistent with the models' hidden sizes.
 
-The dataclasses (:class:`Site`, :class:`ModelRef`, :class:`VectorSpec`,
-:class:`MappingSpec`) are read-only typed views for the loader, fit and CLI.
+The dataclasses (:class:`ModelRef`, :class:`VectorSpec`, :class:`MappingSpec`) are
+read-only typed views for the loader, fit and CLI; sites are :class:`mindvec.site.Site`.
 """
 
 from __future__ import annotations
 
-import copy
-import json
-import re
-import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-from jsonschema import validators
-from jsonschema.exceptions import ValidationError, best_match
-
 from mindvec.errors import InvalidError, MalformedError
+from mindvec.limits import FORMAT_VERSION
 from mindvec.payload import TensorInfo
+from mindvec.schema import validate_schema
+from mindvec.site import Site
+from mindvec.text import escape
 
-SCHEMA_FILE = "manifest.schema.json"
-#: the version this implementation writes, and the highest minor it fully understands
-FORMAT_VERSION = (1, 0)
+__all__ = [
+    "FORMAT_VERSION",
+    "FORMS",
+    "SCALED_FORMS",
+    "UNDERSTOOD_EXTENSIONS",
+    "MappingSpec",
+    "ModelRef",
+    "VectorSite",
+    "VectorSpec",
+    "check_header",
+    "check_semantics",
+    "check_site",
+    "expected_shapes",
+    "mappings",
+    "models",
+    "referenced_tensors",
+    "validate",
+    "vectors",
+]
+
 #: extensions this implementation understands (a critical one outside it is rejected)
 UNDERSTOOD_EXTENSIONS: frozenset[str] = frozenset()
-
-STACKS = ("decoder", "encoder")
-POINTS = ("resid_pre", "resid_post", "attn_out", "mlp_out", "cross_attn_out")
 
 #: mapping form -> the allowed sets of tensor roles
 FORMS: dict[str, tuple[frozenset[str], ...]] = {
@@ -55,139 +63,7 @@ FORMS: dict[str, tuple[frozenset[str], ...]] = {
 #: forms that may carry a separate scalar ``scale``
 SCALED_FORMS = frozenset({"orthogonal"})
 
-_CONTROL_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
-
-
-# ---------------------------------------------------------------- display safety
-
-
-def escape_text(text: str, limit: int | None = None) -> str:
-    """Escape control, format (bidi overrides, zero-width) and unassigned characters.
-
-    Signed strings are attacker-chosen; shown raw, an ANSI escape or a bidi override
-    could repaint the terminal and make a description lie. Backslashes are escaped
-    too, so the output is unambiguous.
-    """
-    if limit is not None and len(text) > limit:
-        text = text[:limit] + "…"
-    out: list[str] = []
-    for char in text:
-        if char == "\\":
-            out.append("\\\\")
-        elif unicodedata.category(char) in _CONTROL_CATEGORIES:
-            code = ord(char)
-            out.append(
-                f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
-            )
-        else:
-            out.append(char)
-    return "".join(out)
-
-
-# ---------------------------------------------------------------- schema
-
-
-def schema_path() -> Path:
-    """Find the schema in an installed wheel (mindvec/schemas) or the source tree."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "schemas" / SCHEMA_FILE, here.parent / "schemas" / SCHEMA_FILE):
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(f"{SCHEMA_FILE} is missing from the mindvec installation; reinstall mindvec")
-
-
-@lru_cache(maxsize=1)
-def load_schema() -> dict[str, Any]:
-    schema: dict[str, Any] = json.loads(schema_path().read_text(encoding="utf-8"))
-    return schema
-
-
-def _is_integer(checker: Any, instance: Any) -> bool:
-    return isinstance(instance, int) and not isinstance(instance, bool)
-
-
-def _is_number(checker: Any, instance: Any) -> bool:
-    return isinstance(instance, (int, float)) and not isinstance(instance, bool)
-
-
-def _is_bytes(checker: Any, instance: Any) -> bool:
-    return isinstance(instance, bytes)
-
-
-def _byte_length(validator: Any, value: int, instance: Any, schema: Any) -> Iterator[ValidationError]:
-    if isinstance(instance, bytes) and len(instance) != value:
-        yield ValidationError(f"expected {value} bytes, got {len(instance)}")
-
-
-def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[ValidationError]:
-    """ECMA-262 ``$`` semantics: Python's ``$`` would also match before a final newline."""
-    if not isinstance(instance, str):
-        return
-    anchored = pattern[:-1] + r"\Z" if pattern.endswith("$") and not pattern.endswith(r"\$") else pattern
-    if re.search(anchored, instance) is None:
-        yield ValidationError(f"{escape_text(instance, 60)!r} does not match {pattern!r}")
-
-
-def _validator_class() -> Any:
-    base = validators.Draft202012Validator
-    checker = base.TYPE_CHECKER.redefine_many(
-        {"integer": _is_integer, "number": _is_number, "bytes": _is_bytes}
-    )
-    return validators.extend(
-        base, validators={"byteLength": _byte_length, "pattern": _pattern}, type_checker=checker
-    )
-
-
-def _relax(node: Any) -> Any:
-    """Drop ``additionalProperties: false`` everywhere (forward-compatible minor versions)."""
-    if isinstance(node, dict):
-        return {k: _relax(v) for k, v in node.items() if not (k == "additionalProperties" and v is False)}
-    if isinstance(node, list):
-        return [_relax(v) for v in node]
-    return node
-
-
-@lru_cache(maxsize=2)
-def _validator(relaxed: bool) -> Any:
-    schema = load_schema()
-    if relaxed:
-        schema = _relax(copy.deepcopy(schema))
-    return _validator_class()(schema)
-
-
-def _schema_error(error: ValidationError) -> InvalidError:
-    where = "/".join(str(part) for part in error.absolute_path) or "(top level)"
-    return InvalidError("schema", f"manifest at {escape_text(where, 200)}: {escape_text(error.message, 300)}")
-
-
-def validate_schema(manifest: Any, version: tuple[int, int] = FORMAT_VERSION) -> None:
-    """Validate against the JSON Schema; a higher minor version relaxes closed objects."""
-    relaxed = version[0] == FORMAT_VERSION[0] and version[1] > FORMAT_VERSION[1]
-    error = best_match(_validator(relaxed).iter_errors(manifest))
-    if error is not None:
-        raise _schema_error(error)
-
-
 # ---------------------------------------------------------------- typed views
-
-
-@dataclass(frozen=True)
-class Site:
-    """A site address: ``(stack, layer, point)``."""
-
-    stack: str
-    layer: int
-    point: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"layer": self.layer, "point": self.point, "stack": self.stack}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Site:
-        return cls(stack=data.get("stack", "decoder"), layer=data["layer"], point=data["point"])
-
-    def __str__(self) -> str:
-        return f"{self.stack}.{self.layer}.{self.point}"
 
 
 @dataclass(frozen=True)
@@ -338,7 +214,7 @@ def _check_format(manifest: Mapping[str, Any], version: tuple[int, int]) -> None
     if manifest["format"] != expected:
         raise MalformedError(
             "version",
-            f"manifest format {escape_text(manifest['format'])!r} differs from preamble version {expected}",
+            f"manifest format {escape(manifest['format'])!r} differs from preamble version {expected}",
         )
 
 

@@ -29,15 +29,16 @@ import numpy as np
 
 from mindvec import canonical
 from mindvec import manifest as mf
+from mindvec._fs import atomic_writer
 from mindvec.container import (
     RawPackage,
     SignatureEntry,
-    atomic_writer,
     container_chunks,
     encode_signature_block,
     read_raw,
 )
-from mindvec.errors import InvalidError, MalformedError, UnverifiedError, UsageError
+from mindvec.errors import MalformedError, UnverifiedError, UsageError
+from mindvec.limits import FORMAT_VERSION, MAX_MANIFEST
 from mindvec.payload import (
     Header,
     TensorData,
@@ -52,6 +53,8 @@ from mindvec.payload import (
     tensor_digests,
     to_tensor_data,
 )
+from mindvec.text import escape
+from mindvec.values import check_cca, check_orthogonal, check_values
 
 #: packages with more tensor bytes than this hash on several threads
 PARALLEL_THRESHOLD = 64 * 2**20
@@ -67,16 +70,6 @@ def _digest_error(what: str) -> UnverifiedError:
     return UnverifiedError(
         "digest-mismatch", f"{what} does not match its signed digest; the file was altered"
     )
-
-
-def check_values(name: str, values: np.ndarray[Any, Any], *, vector: bool) -> None:
-    """``value`` errors: non-finite entries anywhere, zero norm for a vector tensor."""
-    if values.size and not bool(np.isfinite(values).all()):
-        raise InvalidError("value", f"tensor {name!r} holds NaN or infinite values")
-    if vector and not bool(np.any(values)):
-        raise InvalidError(
-            "value", f"vector tensor {name!r} has zero norm; a direction needs a nonzero vector"
-        )
 
 
 class Package:
@@ -141,9 +134,7 @@ class Package:
         try:
             return self.header.tensors[name]
         except KeyError:
-            raise UsageError(
-                "not-found", f"no tensor named {mf.escape_text(name, 80)!r} in {self.path}"
-            ) from None
+            raise UsageError("not-found", f"no tensor named {escape(name, 80)!r} in {self.path}") from None
 
     # ------------------------------------------------------------ typed views
 
@@ -160,7 +151,7 @@ class Package:
         found = self.models().get(ref)
         if found is None:
             raise UsageError(
-                "not-found", f"no model {mf.escape_text(ref, 80)!r}; the package has {sorted(self.models())}"
+                "not-found", f"no model {escape(ref, 80)!r}; the package has {sorted(self.models())}"
             )
         return found
 
@@ -269,7 +260,7 @@ def _pick(items: list[_Item], name: str | None, kind: str) -> _Item:
     for item in items:
         if item.name == name:
             return item
-    raise UsageError("not-found", f"no {kind} named {mf.escape_text(name, 80)!r}; the package has {names}")
+    raise UsageError("not-found", f"no {kind} named {escape(name, 80)!r}; the package has {names}")
 
 
 def _worker_count(threads: int | None, total_bytes: int, count: int) -> int:
@@ -319,31 +310,9 @@ def open(path: str | os.PathLike[str]) -> Package:  # noqa: A001 - the fixed pub
 
 def _full_manifest(manifest: Mapping[str, Any], payload: bytes, header: Header) -> dict[str, Any]:
     full = dict(manifest)
-    full["format"] = f"{mf.FORMAT_VERSION[0]}.{mf.FORMAT_VERSION[1]}"
+    full["format"] = f"{FORMAT_VERSION[0]}.{FORMAT_VERSION[1]}"
     full["payload"] = {"header_sha256": header.digest, "tensors": tensor_digests(payload, header)}
     return full
-
-
-def check_orthogonal(name: str, weight: np.ndarray[Any, Any], dtype: str) -> None:
-    """``value`` unless ``weight`` is semi-orthogonal within the spec's per-dtype tolerance."""
-    w = weight.astype(np.float64)
-    gram = w @ w.T if w.shape[0] <= w.shape[1] else w.T @ w
-    tolerance = 1e-3 if dtype in ("F32", "F64") else 1e-2
-    error = float(np.max(np.abs(gram - np.eye(gram.shape[0])))) if gram.size else 0.0
-    if error > tolerance:
-        raise InvalidError(
-            "value", f"orthogonal mapping weight {name!r} is not semi-orthogonal (max error {error:.3g})"
-        )
-
-
-def _check_cca(mapping: mf.MappingSpec) -> None:
-    if mapping.fit.get("method") == "cca" and (
-        mapping.form != "affine" or set(mapping.tensors) != {"weight", "source_mean", "target_mean"}
-    ):
-        raise InvalidError(
-            "schema",
-            f"cca mapping {mapping.name!r} must be stored as affine with weight, source_mean, target_mean",
-        )
 
 
 def _check_written_values(full: Mapping[str, Any], data: Mapping[str, TensorData]) -> None:
@@ -353,7 +322,7 @@ def _check_written_values(full: Mapping[str, Any], data: Mapping[str, TensorData
     for name, values in arrays.items():
         check_values(name, values, vector=name in vector_tensors)
     for mapping in mf.mappings(full):
-        _check_cca(mapping)
+        check_cca(mapping)
         if mapping.form == "orthogonal":
             weight = mapping.tensors["weight"]
             check_orthogonal(weight, arrays[weight], data[weight].dtype)
@@ -370,10 +339,12 @@ def encode_package(
     header = parse_payload(payload)
     full = _full_manifest(manifest, payload, header)
     manifest_bytes = canonical.encode(full)
-    if len(manifest_bytes) > 16 * 2**20:
-        raise MalformedError("bounds", f"the manifest encodes to {len(manifest_bytes)} bytes, over 16 MiB")
+    if len(manifest_bytes) > MAX_MANIFEST:
+        raise MalformedError(
+            "bounds", f"the manifest encodes to {len(manifest_bytes)} bytes, over {MAX_MANIFEST}"
+        )
     decoded = canonical.decode(manifest_bytes)
-    mf.validate(decoded, mf.FORMAT_VERSION)
+    mf.validate(decoded, FORMAT_VERSION)
     mf.check_header(decoded, header.tensors)
     _check_written_values(decoded, data)
     block = encode_signature_block([signer.sign_manifest(manifest_bytes) for signer in signers])

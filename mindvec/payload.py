@@ -27,8 +27,8 @@ from typing import Any, NoReturn
 import numpy as np
 from safetensors import TensorSpec, serialize
 
-from mindvec.container import ALIGN, MAX_SAFETENSORS_HEADER, MAX_TENSORS, MIN_PAYLOAD
 from mindvec.errors import InvalidError, MalformedError, UsageError
+from mindvec.limits import ALIGN, MAX_SAFETENSORS_HEADER, MAX_TENSORS, MIN_PAYLOAD
 
 #: dtype name -> (bytes per element, numpy dtype used to view it; BF16 see below)
 DTYPES: dict[str, tuple[int, np.dtype[Any]]] = {

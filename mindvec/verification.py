@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mindvec import limits
 from mindvec.errors import InvalidError, MalformedError, MindvecError, UnverifiedError, UsageError
 from mindvec.policy import SignatureResult, check_signatures, check_threshold, decide, resolve_now
 from mindvec.signing import PublicKey
@@ -135,7 +136,7 @@ def _detached_entries(
         sig_path = Path(detached)
     try:
         size = sig_path.stat().st_size
-        if size > container.MAX_SIG_BLOCK:
+        if size > limits.MAX_SIG_BLOCK:
             raise MalformedError("bounds", f"{sig_path} is {size} bytes; a signature block is at most 65536")
         data = sig_path.read_bytes()
     except OSError as exc:

@@ -136,7 +136,7 @@ def case_roundtrip(env: Env) -> None:
     assert f'- "{BASE_MODEL}"' in card and "base_model:" in card
     assert kid in card, "the card names the signing key id"
     assert "0.8 / 0.8 / 0.8" in card and "0.1 / 0.1 / 0.1" in card, "held-out and baseline metrics"
-    assert "1:resid_post" in card and "mindvec pull org/steer happy.mindvec" in card
+    assert "decoder.1.resid_post" in card and "mindvec pull org/steer happy.mindvec" in card
     assert env.hub.yaml_validated, "create_commit validated the card's YAML with the Hub"
     methods = {(m, p.split("/")[1] if p.startswith("/_lfs") else p) for m, p in env.hub.requests}
     assert ("POST", f"/{REPO}.git/info/lfs/objects/batch") in methods, "plain LFS path, not Xet"

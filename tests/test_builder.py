@@ -10,7 +10,7 @@ import pytest
 import mindvec
 from mindvec.builder import PackageBuilder
 from mindvec.errors import InvalidError, UsageError
-from mindvec.manifest import Site
+from mindvec.site import Site
 from tests import factories
 
 CAL = {"mean_norm": 10.0, "tokens": 64}

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from factories import vector_manifest
 
-from mindvec import container, package
+from mindvec import container, limits, package
 from mindvec.cli import main
 
 
@@ -63,7 +63,7 @@ def test_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # tamper: one byte of the manifest, then one byte of a tensor
     original = pkg.read_bytes()
     data = bytearray(original)
-    data[container.PREAMBLE_SIZE + 20] ^= 0x01
+    data[limits.PREAMBLE_SIZE + 20] ^= 0x01
     pkg.write_bytes(bytes(data))
     code, out, err = run(capsys, "verify", str(pkg), "--trust", str(store))
     assert code == 1 and "INVALID" in out and "error[" in err

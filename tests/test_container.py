@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mindvec
-from mindvec import canonical, container
+from mindvec import canonical, container, limits
 from mindvec.container import SignatureEntry, decode_signature_block, encode_signature_block, read_raw
 from mindvec.errors import MalformedError, MindvecError
 from tests import factories
@@ -56,8 +56,8 @@ def test_layout_alignment_and_constants(tmp_path: Path) -> None:
     path = factories.small_package(tmp_path)
     raw = read_raw(path)
     data = path.read_bytes()
-    assert data[:8] == container.MAGIC == b"\x89MVEC\r\n\n"
-    assert data[-8:] == container.TRAILER_MAGIC
+    assert data[:8] == limits.MAGIC == b"\x89MVEC\r\n\n"
+    assert data[-8:] == limits.TRAILER_MAGIC
     assert raw.layout.payload_offset % 64 == 0
     (header_len,) = struct.unpack_from("<Q", data, raw.layout.payload_offset)
     assert (raw.layout.payload_offset + 8 + header_len) % 64 == 0
@@ -72,7 +72,7 @@ def test_magic(tmp_path: Path) -> None:
     """Wrong magic is `magic`; a short prefix of the magic is `truncated`. [R-1] [R-5]"""
     assert _code(_patched(tmp_path, 1, b"X")) == "magic"
     assert _code(factories.write_bytes(tmp_path, b"PK\x03\x04")) == "magic"
-    assert _code(factories.write_bytes(tmp_path, container.MAGIC[:5])) == "truncated"
+    assert _code(factories.write_bytes(tmp_path, limits.MAGIC[:5])) == "truncated"
     assert _code(factories.write_bytes(tmp_path, b"")) == "truncated"
 
 
@@ -97,7 +97,7 @@ def test_preamble_checked_on_existing_bytes(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("offset", "value"),
-    [(16, 0), (16, container.MAX_MANIFEST + 1), (24, 15), (24, container.MAX_PAYLOAD + 1), (24, 10**6)],
+    [(16, 0), (16, limits.MAX_MANIFEST + 1), (24, 15), (24, limits.MAX_PAYLOAD + 1), (24, 10**6)],
 )
 def test_declared_lengths_bounded(tmp_path: Path, offset: int, value: int) -> None:
     """Lengths outside their limits or beyond the file are `bounds`. [R-6] [R-7] [R-8]"""
@@ -126,7 +126,7 @@ def test_trailer(tmp_path: Path) -> None:
     assert _code(factories.write_bytes(tmp_path, data[:-1] + b"X")) == "signature-block"
     assert _code(factories.write_bytes(tmp_path, data + b"\x00")) == "signature-block"
     body, trailer_magic = data[:-16], data[-8:]
-    for sig_len in (0, container.MAX_SIG_BLOCK + 1):
+    for sig_len in (0, limits.MAX_SIG_BLOCK + 1):
         bad = body + struct.pack("<Q", sig_len) + trailer_magic
         assert _code(factories.write_bytes(tmp_path, bad)) == "bounds"
     trailing = body + b"\x00\x00\x00" + data[-16:]

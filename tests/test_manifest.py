@@ -12,11 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mindvec
-from mindvec import canonical
+from mindvec import canonical, schema
 from mindvec import manifest as mf
 from mindvec.container import align64
 from mindvec.errors import MindvecError
 from mindvec.payload import TensorInfo
+from mindvec.site import Site
+from mindvec.text import escape
 from tests import factories
 from tests.factories import clone
 
@@ -379,24 +381,24 @@ def test_typed_views() -> None:
     models = mf.models(manifest)
     assert models["src"].hidden_size == 6 and models["m"].layers("encoder") is None
     vector = mf.vectors(manifest)[0]
-    assert vector.sites[0].site == mf.Site("decoder", 1, "resid_post") and vector.scale_range == (0.0, 8.0)
+    assert vector.sites[0].site == Site("decoder", 1, "resid_post") and vector.scale_range == (0.0, 8.0)
     mapping = mf.mappings(manifest)[0]
     assert (mapping.source_model, mapping.target_model, mapping.form) == ("src", "tgt", "affine")
-    site = mf.Site.from_dict({"stack": "encoder", "layer": 2, "point": "mlp_out"})
-    assert mf.Site.from_dict(site.to_dict()) == site and str(site) == "encoder.2.mlp_out"
+    site = Site.from_dict({"stack": "encoder", "layer": 2, "point": "mlp_out"})
+    assert Site.from_dict(site.to_dict()) == site and str(site) == "encoder.2.mlp_out"
 
 
 def test_escape_text() -> None:
     """C0, C1, DEL and bidi controls are escaped; ordinary text is kept. [R-76]"""
-    assert mf.escape_text("héllo 世界") == "héllo 世界"
-    assert mf.escape_text("a\x1b[31mb") == "a\\x1b[31mb"
-    assert mf.escape_text("\x7f\x85\u202e\u2066\u200b\n\\") == "\\x7f\\x85\\u202e\\u2066\\u200b\\x0a\\\\"
-    assert mf.escape_text("x" * 10, limit=3) == "xxx…"
+    assert escape("héllo 世界") == "héllo 世界"
+    assert escape("a\x1b[31mb") == "a\\x1b[31mb"
+    assert escape("\x7f\x85\u202e\u2066\u200b\n\\") == "\\x7f\\x85\\u202e\\u2066\\u200b\\x0a\\\\"
+    assert escape("x" * 10, limit=3) == "xxx…"
 
 
 def test_schema_found_from_package() -> None:
-    assert mf.schema_path().name == "manifest.schema.json"
-    assert mf.load_schema()["$schema"].endswith("2020-12/schema")
+    assert schema.schema_path().name == "manifest.schema.json"
+    assert schema.load_schema()["$schema"].endswith("2020-12/schema")
 
 
 def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

@@ -36,7 +36,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_wheel_finds_schema(installed: Path, tmp_path: Path) -> None:
     code = (
-        "import json, mindvec, mindvec.manifest as m;"
+        "import json, mindvec, mindvec.schema as m;"
         "print(json.dumps([mindvec.__file__, str(m.schema_path()), m.load_schema()['title']]))"
     )
     out = subprocess.run(

@@ -12,8 +12,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from mindvec.errors import InvalidError, UsageError  # noqa: E402
-from mindvec.loader.sites import SiteKey, as_site, attach, available_points, describe, resolve  # noqa: E402
+from mindvec.loader.sites import attach, available_points, describe, resolve  # noqa: E402
 from mindvec.loader.stacks import find_stacks  # noqa: E402
+from mindvec.site import Site, as_site  # noqa: E402
 from tests import tiny_models  # noqa: E402
 
 NAMES = sorted(tiny_models.SPECS)
@@ -178,7 +179,7 @@ def test_site_errors() -> None:
         resolve(model, ("encoder", 0, "resid_post"))
     with pytest.raises(InvalidError):
         resolve(tiny_models.build("t5"), ("encoder", 0, "cross_attn_out"))
-    assert as_site({"stack": "decoder", "layer": 2, "point": "mlp_out"}) == SiteKey("decoder", 2, "mlp_out")
+    assert as_site({"stack": "decoder", "layer": 2, "point": "mlp_out"}) == Site("decoder", 2, "mlp_out")
 
 
 def test_unknown_block_terms_is_architecture_error() -> None:

@@ -151,28 +151,26 @@ def _spec_value(cell: str) -> bytes | int:
     return int(cell)
 
 
-def test_layout_constants_match_container() -> None:
-    from mindvec import container
+def test_layout_constants_match_limits() -> None:
+    from mindvec import limits
 
     rows = table_rows(section(spec_text(), "### 2.1 Constants"))
     constants = {row[0].strip("`"): _spec_value(row[1]) for row in rows[1:]}
     assert set(constants) >= {"MAGIC", "TRAILER_MAGIC", "MAX_MANIFEST", "MAX_PAYLOAD", "KEYID_LEN"}
     for name, value in constants.items():
-        assert getattr(container, name) == value, (
-            f"{name}: spec {value!r}, container {getattr(container, name)!r}"
-        )
+        assert getattr(limits, name) == value, f"{name}: spec {value!r}, limits {getattr(limits, name)!r}"
 
 
 def test_layout_table_matches_constants() -> None:
-    from mindvec import container
+    from mindvec import limits
 
     rows = table_rows(section(spec_text(), "## 2. File layout"))[1:]
     fields = {row[2].strip("`"): row for row in rows if len(row) == 4}
-    assert bytes.fromhex(fields["magic"][3].split("(")[0].strip("` ")) == container.MAGIC
-    assert bytes.fromhex(fields["end_magic"][3].split("(")[0].strip("` ")) == container.TRAILER_MAGIC
-    assert fields["manifest_len"][3] == f"u64, 1 ≤ manifest_len ≤ {container.MAX_MANIFEST}"
-    assert fields["sig_len"][3] == f"u64, 1 ≤ sig_len ≤ {container.MAX_SIG_BLOCK}"
-    assert container.MIN_PAYLOAD == 16 and container.MAX_PAYLOAD == 2**48
+    assert bytes.fromhex(fields["magic"][3].split("(")[0].strip("` ")) == limits.MAGIC
+    assert bytes.fromhex(fields["end_magic"][3].split("(")[0].strip("` ")) == limits.TRAILER_MAGIC
+    assert fields["manifest_len"][3] == f"u64, 1 ≤ manifest_len ≤ {limits.MAX_MANIFEST}"
+    assert fields["sig_len"][3] == f"u64, 1 ≤ sig_len ≤ {limits.MAX_SIG_BLOCK}"
+    assert limits.MIN_PAYLOAD == 16 and limits.MAX_PAYLOAD == 2**48
     assert [row[0] for row in rows[:6]] == ["0", "8", "10", "12", "16", "24"]
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import mindvec
-from mindvec import canonical, container, package
+from mindvec import canonical, container, limits, package
 from mindvec import manifest as mf
 from mindvec.errors import MindvecError, UsageError
 from mindvec.payload import (
@@ -191,7 +191,7 @@ def test_truncated_preamble(tmp_path: Path) -> None:
     assert open_code(tmp_path, bad_major) == "version"
 
 
-@pytest.mark.parametrize("manifest_len", [0, container.MAX_MANIFEST + 1, 2**63])
+@pytest.mark.parametrize("manifest_len", [0, limits.MAX_MANIFEST + 1, 2**63])
 def test_manifest_len_bounds(tmp_path: Path, manifest_len: int) -> None:
     """[R-6] manifest_len outside 1..16 MiB is bounds."""
     data = tiny_bytes(tmp_path)
@@ -199,7 +199,7 @@ def test_manifest_len_bounds(tmp_path: Path, manifest_len: int) -> None:
     assert open_code(tmp_path, data) == "bounds"
 
 
-@pytest.mark.parametrize("payload_len", [0, 15, container.MAX_PAYLOAD + 1, 2**64 - 1])
+@pytest.mark.parametrize("payload_len", [0, 15, limits.MAX_PAYLOAD + 1, 2**64 - 1])
 def test_payload_len_bounds(tmp_path: Path, payload_len: int) -> None:
     """[R-7] payload_len outside 16..2^48 is bounds."""
     data = tiny_bytes(tmp_path)
@@ -224,7 +224,7 @@ def test_trailer_magic(tmp_path: Path) -> None:
     assert open_code(tmp_path, data) == "signature-block"
 
 
-@pytest.mark.parametrize("sig_len", [0, container.MAX_SIG_BLOCK + 1])
+@pytest.mark.parametrize("sig_len", [0, limits.MAX_SIG_BLOCK + 1])
 def test_sig_len_bounds(tmp_path: Path, sig_len: int) -> None:
     """[R-10] sig_len outside 1..65536 is bounds."""
     data = tiny_bytes(tmp_path)
@@ -626,7 +626,7 @@ def test_header_length_bounds(tmp_path: Path) -> None:
     """[R-40] N above the limit or past the payload is bounds."""
     data = tiny_bytes(tmp_path)
     lay = layout(data)
-    for n in (container.MAX_SAFETENSORS_HEADER + 1, lay["payload_len"] - 8 + 56):
+    for n in (limits.MAX_SAFETENSORS_HEADER + 1, lay["payload_len"] - 8 + 56):
         broken = bytearray(data)
         struct.pack_into("<Q", broken, lay["payload_offset"], n)
         assert open_code(tmp_path, broken) == "bounds"
@@ -684,7 +684,7 @@ def test_no_metadata(tmp_path: Path) -> None:
 
 def test_tensor_count_limit(tmp_path: Path) -> None:
     """[R-46] more than MAX_TENSORS header entries is bounds."""
-    header = {f"t{i}": F32_2 for i in range(container.MAX_TENSORS + 1)}
+    header = {f"t{i}": F32_2 for i in range(limits.MAX_TENSORS + 1)}
     assert open_code(tmp_path, _payload_case(header, bytes(8))) == "bounds"
 
 
@@ -889,7 +889,7 @@ def test_signature_block_entries(tmp_path: Path) -> None:
         {"alg": "ed25519", "keyid": bytes(16)},
     ):
         assert open_code(tmp_path, _with_block(data, canonical.encode([bad]))) == "signature-block"
-    many = [{**entry, "keyid": bytes([i]) * 16} for i in range(container.MAX_SIGNATURES + 1)]
+    many = [{**entry, "keyid": bytes([i]) * 16} for i in range(limits.MAX_SIGNATURES + 1)]
     assert open_code(tmp_path, _with_block(data, canonical.encode(many))) == "signature-block"
 
 

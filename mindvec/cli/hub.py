@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from mindvec.manifest import escape_text as esc
+from mindvec.text import escape as esc
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from mindvec import package as pkg
-from mindvec.manifest import escape_text as esc
 from mindvec.payload import as_float32
+from mindvec.text import escape as esc
 
 #: correspondences shown in text mode (all of them go to --json)
 MAX_CORRESPONDENCE_LINES = 20

@@ -16,7 +16,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from mindvec import container
+from mindvec import container, limits
 from mindvec import package as pkg
 from mindvec.cli.keys import add_passphrase_arguments, load_secret_key
 from mindvec.container import SignatureEntry
@@ -73,5 +73,5 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check_count(entries: list[SignatureEntry]) -> None:
-    if len(entries) > container.MAX_SIGNATURES:
-        raise UsageError("argument", f"a package holds at most {container.MAX_SIGNATURES} signatures")
+    if len(entries) > limits.MAX_SIGNATURES:
+        raise UsageError("argument", f"a package holds at most {limits.MAX_SIGNATURES} signatures")

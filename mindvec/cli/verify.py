@@ -22,8 +22,8 @@ import sys
 from typing import Any
 
 from mindvec.errors import UsageError
-from mindvec.manifest import escape_text as esc
 from mindvec.policy import UNDECIDED
+from mindvec.text import escape as esc
 from mindvec.trust import default_trust_path
 from mindvec.verification import VerifyReport, verify
 

@@ -23,8 +23,9 @@ import torch
 from mindvec.errors import UsageError
 from mindvec.fit.pairing import Encoded, PairedText, encode, pair_texts
 from mindvec.fit.stats import Moments
-from mindvec.loader.sites import SiteKey, as_site, attach
+from mindvec.loader.sites import attach
 from mindvec.loader.stacks import find_stacks
+from mindvec.site import Site, as_site
 
 F32 = npt.NDArray[np.float32]
 REDUCE = ("tokens", "mean", "last")
@@ -40,7 +41,7 @@ def hidden_size(model: Any) -> int:
     return int(cfg.hidden_size)
 
 
-def layer_sites(model: Any, layers: Iterable[int] | None = None, point: str = "resid_post") -> list[SiteKey]:
+def layer_sites(model: Any, layers: Iterable[int] | None = None, point: str = "resid_post") -> list[Site]:
     """Sites at ``point`` for ``layers`` (default all layers of the decoder)."""
     chosen = range(num_layers(model)) if layers is None else layers
     return [as_site(("decoder", int(i), point)) for i in chosen]
@@ -89,18 +90,18 @@ def _pad(encs: Sequence[Encoded], pad_id: int = 0) -> _Batch:
 
 
 def forward_capture(
-    model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, sites: Sequence[SiteKey]
-) -> dict[SiteKey, torch.Tensor]:
+    model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, sites: Sequence[Site]
+) -> dict[Site, torch.Tensor]:
     """One forward pass; returns a float32 CPU copy ``[batch, seq, hidden]`` for each site."""
     keys = [as_site(s) for s in sites]
     if not keys:
         raise UsageError("argument", "no sites to capture; pass at least one site")
-    out: dict[SiteKey, torch.Tensor] = {}
+    out: dict[Site, torch.Tensor] = {}
     last = max(k.layer for k in keys)
     stop_ready = all(k.stack == "decoder" for k in keys)
     deepest = [k for k in keys if k.layer == last]
 
-    def observer(key: SiteKey) -> Callable[[torch.Tensor], None]:
+    def observer(key: Site) -> Callable[[torch.Tensor], None]:
         def fn(t: torch.Tensor) -> None:
             out[key] = t.detach().to(torch.float32).cpu().clone()
             if stop_ready and key.layer == last and all(d in out for d in deepest):
@@ -135,9 +136,9 @@ def _progress(total: int, desc: str, enabled: bool) -> Any:
 class Collected:
     """Per-site running moments, and the rows themselves when stored."""
 
-    sites: list[SiteKey]
-    moments: dict[SiteKey, Moments]
-    arrays: dict[SiteKey, F32] = field(default_factory=dict)
+    sites: list[Site]
+    moments: dict[Site, Moments]
+    arrays: dict[Site, F32] = field(default_factory=dict)
     groups: npt.NDArray[np.int64] | None = None
     rows: int = 0
     tokens: int = 0
@@ -156,7 +157,7 @@ def collect(
     model: Any,
     tokenizer: Any,
     texts: Sequence[str],
-    sites: Sequence[SiteKey],
+    sites: Sequence[Site],
     *,
     reduce: str = "tokens",
     batch_size: int = 8,
@@ -178,7 +179,7 @@ def collect(
     keys = [as_site(s) for s in sites]
     d = hidden_size(model)
     res = Collected(keys, {k: Moments.empty(d) for k in keys})
-    stored: dict[SiteKey, list[F32]] = {k: [] for k in keys}
+    stored: dict[Site, list[F32]] = {k: [] for k in keys}
     groups: list[npt.NDArray[np.int64]] = []
     encs = [encode(tokenizer, t, max_tokens) for t in texts]
     bar = _progress(len(encs), desc, progress)
@@ -217,8 +218,8 @@ def collect(
 class Paired:
     """Paired activations of two models: ``x[site]`` rows pair with ``y[site]`` rows."""
 
-    x: dict[SiteKey, F32]
-    y: dict[SiteKey, F32]
+    x: dict[Site, F32]
+    y: dict[Site, F32]
     groups: npt.NDArray[np.int64]
     texts: int
 
@@ -230,10 +231,10 @@ class Paired:
 def iter_paired(
     model_a: Any,
     tokenizer_a: Any,
-    sites_a: Sequence[SiteKey],
+    sites_a: Sequence[Site],
     model_b: Any,
     tokenizer_b: Any,
-    sites_b: Sequence[SiteKey],
+    sites_b: Sequence[Site],
     texts: Sequence[str],
     *,
     mode: str = "aligned",
@@ -262,11 +263,11 @@ def iter_paired(
     def gid(index: int) -> int:
         return int(group_ids[index]) if group_ids is not None else index
 
-    def run(model: Any, keys: list[SiteKey], side: str) -> dict[SiteKey, list[F32]]:
+    def run(model: Any, keys: list[Site], side: str) -> dict[Site, list[F32]]:
         """Per site, one [positions, hidden] array per pending text."""
         batch = _pad([p.a if side == "a" else p.b for p in pending])
         acts = forward_capture(model, batch.input_ids, batch.attention_mask, keys)
-        out: dict[SiteKey, list[F32]] = {k: [] for k in keys}
+        out: dict[Site, list[F32]] = {k: [] for k in keys}
         for row, p in enumerate(pending):
             pos = p.positions_a if side == "a" else p.positions_b
             for k in keys:
@@ -283,7 +284,7 @@ def iter_paired(
             keep_a = _ordinary(list(x.values()), outlier_factor)
             keep_b = _ordinary(list(y.values()), outlier_factor)
 
-        def rows(d: dict[SiteKey, list[F32]], keep: list[npt.NDArray[np.bool_]]) -> dict[SiteKey, F32]:
+        def rows(d: dict[Site, list[F32]], keep: list[npt.NDArray[np.bool_]]) -> dict[Site, F32]:
             if mode == "chunk":  # a text whose every token is flagged keeps them all
                 return {
                     k: np.stack([(r[m] if m.any() else r).mean(axis=0) for r, m in zip(v, keep, strict=True)])
@@ -317,10 +318,10 @@ def iter_paired(
 def collect_paired(
     model_a: Any,
     tokenizer_a: Any,
-    sites_a: Sequence[SiteKey],
+    sites_a: Sequence[Site],
     model_b: Any,
     tokenizer_b: Any,
-    sites_b: Sequence[SiteKey],
+    sites_b: Sequence[Site],
     texts: Sequence[str],
     *,
     mode: str = "aligned",

@@ -22,13 +22,6 @@ from mindvec.fit.vectors import VectorFit
 Params = dict[str, float | int | str | bool]
 
 
-def site_dict(site: Any) -> dict[str, Any]:
-    """A manifest site dict from a loader ``SiteKey``, a manifest ``Site`` or a dict."""
-    if isinstance(site, Mapping):
-        return {"stack": site.get("stack", "decoder"), "layer": int(site["layer"]), "point": site["point"]}
-    return {"stack": site.stack, "layer": int(site.layer), "point": site.point}
-
-
 def dataset_entry(name: str, texts: Iterable[str], samples: int) -> dict[str, Any]:
     """``{name, sha256, samples}``; the digest is over the texts joined by newlines, UTF-8."""
     h = hashlib.sha256()
@@ -128,8 +121,8 @@ def add_mapping(
     }
     b.add_mapping(
         mapping_name,
-        source=(source.name, site_dict(source.site)),
-        target=(target.name, site_dict(target.site)),
+        source=(source.name, source.site),
+        target=(target.name, target.site),
         form=m.form,
         tensors=m.tensors(),
         fit=fit_info,

@@ -15,7 +15,7 @@ from mindvec.fit.correspondence import Correspondence, correspond
 from mindvec.fit.mapping import FitReport, StreamingSplit, score_splits
 from mindvec.fit.models import LoadedModel
 from mindvec.fit.stats import Moments, load_npz_tagged, save_npz_atomic
-from mindvec.loader.sites import SiteKey, as_site
+from mindvec.site import Site, as_site
 
 EMBEDDING_SITE = as_site(("decoder", 0, "resid_pre"))
 
@@ -26,8 +26,8 @@ class MapFit:
 
     name: str
     report: FitReport
-    source_site: SiteKey
-    target_site: SiteKey
+    source_site: Site
+    target_site: Site
     target_mean_norm: float
     target_tokens: int
 
@@ -179,7 +179,7 @@ def _check_pairs(src: LoadedModel, tgt: LoadedModel, layer_pairs: Sequence[tuple
             )
 
 
-def _key(layer: int) -> SiteKey:
+def _key(layer: int) -> Site:
     return as_site(("decoder", layer, "resid_post"))
 
 

@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     pass
 
 from mindvec.hub.names import KEYS_DIR, REPO_RE, check_filename, check_repo_id
-from mindvec.hub.text import md_escape, yaml_str
+from mindvec.text import md_escape, yaml_str
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -37,7 +37,7 @@ def _fmt_num(value: Any) -> str:
 
 def _site_text(site: Any) -> str:
     site = _dict(site)
-    return _t(f"{site.get('stack', '?')}:{site.get('layer', '?')}:{site.get('point', '?')}")
+    return _t(f"{site.get('stack', 'decoder')}.{site.get('layer', '?')}.{site.get('point', '?')}")
 
 
 def _metric_cell(metrics: Any) -> str:

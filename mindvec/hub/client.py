@@ -11,7 +11,7 @@ from mindvec.errors import UsageError
 if TYPE_CHECKING:
     pass
 
-from mindvec.hub.text import visible
+from mindvec.text import escape
 
 
 def hf_module() -> Any:
@@ -75,4 +75,4 @@ def hub_error(action: str, exc: BaseException, endpoint: str | None) -> UsageErr
     if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
         hint = "HF_HUB_OFFLINE is set, which blocks every Hub call; unset it to reach the Hub"
     cls = HubUnreachable if _unreachable(exc) else UsageError
-    return cls("hub", f"{action} at {where} failed ({type(exc).__name__}: {visible(first[:300])}); {hint}")
+    return cls("hub", f"{action} at {where} failed ({type(exc).__name__}: {escape(first[:300])}); {hint}")

@@ -12,7 +12,7 @@ from mindvec.errors import UsageError
 if TYPE_CHECKING:
     pass
 
-from mindvec.hub.text import plain
+from mindvec.text import plain
 
 HF_SCHEME = "hf://"
 KEYS_DIR = "keys"

@@ -25,62 +25,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from mindvec.errors import InvalidError, UsageError
 from mindvec.loader.stacks import Stack, find_stacks
-
-POINTS = ("resid_pre", "resid_post", "attn_out", "mlp_out", "cross_attn_out")
-TERM_POINTS = ("attn_out", "mlp_out", "cross_attn_out")
+from mindvec.site import POINTS, Site, SiteArg, as_site
 
 SiteFn = Callable[[Any], Any]
-
-
-class SiteLike(Protocol):
-    stack: str
-    layer: int
-    point: str
-
-
-@dataclass(frozen=True)
-class SiteKey:
-    """A plain, hashable site address."""
-
-    stack: str
-    layer: int
-    point: str
-
-    def __str__(self) -> str:
-        return f"{self.stack}[{self.layer}].{self.point}"
-
-
-def as_site(site: SiteLike | dict[str, Any] | tuple[str, int, str] | SiteKey) -> SiteKey:
-    """Accept a manifest Site object, a site dict, or a ``(stack, layer, point)`` tuple."""
-    if isinstance(site, SiteKey):
-        return site
-    if isinstance(site, dict):
-        stack, layer, point = site.get("stack", "decoder"), site.get("layer"), site.get("point")
-    elif isinstance(site, tuple):
-        if len(site) != 3:
-            raise UsageError(
-                "argument", "a site tuple is (stack, layer, point), e.g. ('decoder', 3, 'resid_post')"
-            )
-        stack, layer, point = site
-    else:
-        stack, layer, point = site.stack, site.layer, site.point
-    if not isinstance(layer, int) or isinstance(layer, bool) or layer < 0:
-        raise InvalidError("site", f"site layer must be a non-negative integer, got {layer!r}")
-    if point not in POINTS:
-        raise InvalidError("site", f"unknown site point {point!r}; use one of {', '.join(POINTS)}")
-    if stack not in ("decoder", "encoder"):
-        raise InvalidError("site", f"unknown stack {stack!r}; use 'decoder' or 'encoder'")
-    if point == "resid_pre" and layer != 0:
-        raise InvalidError(
-            "site",
-            f"resid_pre is written only for layer 0; the input of block {layer} is "
-            f"resid_post of layer {layer - 1}, address it that way",
-        )
-    return SiteKey(str(stack), int(layer), str(point))
 
 
 @dataclass(frozen=True)
@@ -163,7 +114,7 @@ BLOCK_TERMS: dict[str, BlockTerms] = {
 class HookPoint:
     """Where a site lives: the module, the hook kind, and how to read/write the value."""
 
-    site: SiteKey
+    site: Site
     stack: Stack
     module: Any
     kind: str  # "pre" (resid_pre), "output" (resid_post and terms)
@@ -195,7 +146,7 @@ def _bloom_check(block: Any, point: str) -> None:
         )
 
 
-def resolve(model: Any, site: SiteLike | dict[str, Any] | tuple[str, int, str] | SiteKey) -> HookPoint:
+def resolve(model: Any, site: SiteArg) -> HookPoint:
     """Find the module and hook kind for ``site`` in ``model``."""
     key = as_site(site)
     stack = find_stacks(model).get(key.stack)
@@ -316,7 +267,7 @@ def _pre_hook(fn: SiteFn) -> Callable[[Any, Any, Any], Any]:
 
 def attach(
     model: Any,
-    site: SiteLike | dict[str, Any] | tuple[str, int, str] | SiteKey,
+    site: SiteArg,
     fn: SiteFn,
     *,
     prepend: bool = True,
@@ -352,7 +303,7 @@ def describe(model: Any, stack: str = "decoder", layer: int = 0) -> dict[str, st
         if point == "resid_pre" and layer != 0:
             continue
         try:
-            hp = resolve(model, SiteKey(stack, layer, point))
+            hp = resolve(model, Site(stack, layer, point))
         except (InvalidError, UsageError) as err:
             out[point] = f"none: {err.message}"
             continue

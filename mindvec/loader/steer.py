@@ -24,7 +24,8 @@ import numpy as np
 from mindvec.errors import InvalidError, UsageError
 from mindvec.loader.binding import check_binding, text_config
 from mindvec.loader.hooks import ContextRecorder, Operation, Positions, check_positions
-from mindvec.loader.sites import HookPoint, SiteHandle, SiteKey, as_site, attach, resolve
+from mindvec.loader.sites import HookPoint, SiteHandle, attach, resolve
+from mindvec.site import Site, as_site
 
 VectorChoice = str | Sequence[str] | Mapping[str, float] | None
 
@@ -41,7 +42,7 @@ class _ModelSteerer:
     def __init__(self, model: Any) -> None:
         self.model = model
         self.recorders: dict[str, ContextRecorder] = {}
-        self.slots: dict[SiteKey, _Slot] = {}
+        self.slots: dict[Site, _Slot] = {}
 
     def _recorder(self, stack: str) -> ContextRecorder:
         if stack not in self.recorders:
@@ -71,7 +72,7 @@ class _ModelSteerer:
             self.slots[site] = slot
         slot.ops.append(op)
 
-    def uninstall(self, site: SiteKey, op: Operation) -> None:
+    def uninstall(self, site: Site, op: Operation) -> None:
         slot = self.slots.get(site)
         if slot is None:
             return
@@ -98,7 +99,7 @@ def _steerer(model: Any) -> _ModelSteerer:
 @dataclass
 class _Entry:
     vector: str
-    site: SiteKey
+    site: Site
     op: Operation
     weight: float
 
@@ -116,7 +117,7 @@ class SteeringHandle:
         self._scale = scale
 
     @property
-    def sites(self) -> list[SiteKey]:
+    def sites(self) -> list[Site]:
         return [e.site for e in self._entries]
 
     @property
@@ -168,7 +169,7 @@ class SteeringHandle:
 @dataclass
 class _Plan:
     vector: str
-    site: SiteKey
+    site: Site
     values: np.ndarray[Any, Any]
     operation: str
     scale: float

@@ -1,0 +1,120 @@
+"""The one atomic writer and the one file hasher.
+
+Every file mindvec writes (packages, signatures, key files, the trust store, the state file,
+caches) goes through :func:`atomic_writer`: a temporary file beside the target, fsync, rename,
+fsync of the folder. A reader therefore sees the old file or the new one, never a part.
+
+Temporary files are named ``.<target>.<pid>.<random>.mindvec-tmp`` so that a person (or a
+later clean-up) can tell them from anything else. A write that raises, or is interrupted
+with Ctrl-C, removes its temporary file. ``SIGKILL`` (or a power cut) can leave one behind;
+nothing ever reads it, and :func:`stale_temporaries` lists them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from mindvec.errors import UsageError
+
+TMP_SUFFIX = ".mindvec-tmp"
+HASH_CHUNK = 1 << 20
+
+
+def _folder(path: Path) -> Path:
+    return path.parent if str(path.parent) else Path(".")
+
+
+def _default_mode(path: Path) -> int:
+    """Keep an existing file's mode; give a new file the usual umask-based mode."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):  # not every filesystem allows fsync on a folder
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def temporary_name(path: Path) -> Path:
+    """A fresh, recognisable temporary name beside ``path``."""
+    return _folder(path) / f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}{TMP_SUFFIX}"
+
+
+def stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
+    """Temporary files that interrupted writes of ``path`` left beside it."""
+    target = Path(path)
+    return sorted(_folder(target).glob(f".{target.name}.*{TMP_SUFFIX}"))
+
+
+@contextlib.contextmanager
+def atomic_writer(
+    path: str | os.PathLike[str],
+    *,
+    mode: int | None = None,
+    check: Callable[[Path], None] | None = None,
+) -> Iterator[BinaryIO]:
+    """Yield a temporary file beside ``path``; on success fsync it and rename it over ``path``.
+
+    ``mode``: the file's permissions, set when the temporary file is created (so a secret is
+    never readable by others, not even briefly); None keeps an existing file's mode.
+    ``check`` is called with the complete temporary file before the rename; if it raises,
+    nothing appears at ``path``. OSError becomes ``io``.
+    """
+    target = Path(path)
+    final_mode = _default_mode(target) if mode is None else mode
+    tmp = temporary_name(target)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, final_mode)
+    except OSError as exc:
+        raise UsageError(
+            "io", f"cannot write in {_folder(target)}: {exc.strerror or exc}; check that the folder exists"
+        ) from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), final_mode)  # umask may have narrowed it
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        if check is not None:
+            check(tmp)
+        os.replace(tmp, target)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, OSError):
+            raise UsageError("io", f"cannot write {target}: {exc.strerror or exc}") from None
+        raise
+    _fsync_dir(_folder(target))
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int | None = None) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_writer`)."""
+    with atomic_writer(path, mode=mode) as handle:
+        handle.write(data)
+    return Path(path)
+
+
+def sha256_file(path: str | os.PathLike[str]) -> bytes:
+    """sha256 of a whole file, read in chunks."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(HASH_CHUNK):
+                digest.update(chunk)
+    except OSError as exc:
+        raise UsageError("io", f"cannot read {path}: {exc.strerror or exc}") from None
+    return digest.digest()

@@ -1,0 +1,107 @@
+"""The manifest's JSON Schema (``schemas/manifest.schema.json``) and its validator.
+
+Why a custom validator: msgpack has types JSON lacks. ``bytes`` is msgpack bin and never a
+hex string; ``integer`` is a Python ``int``, never a bool or a float (576.0 is not an
+integer); ``number`` is never a bool; ``byteLength`` fixes a bin's length; ``pattern``
+anchors ``$`` at the very end, as ECMA-262 does.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Iterator
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jsonschema import validators
+from jsonschema.exceptions import ValidationError, best_match
+
+from mindvec.errors import InvalidError
+from mindvec.limits import FORMAT_VERSION
+from mindvec.text import escape
+
+SCHEMA_FILE = "manifest.schema.json"
+
+
+def schema_path() -> Path:
+    """Find the schema in an installed wheel (mindvec/schemas) or the source tree."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "schemas" / SCHEMA_FILE, here.parent / "schemas" / SCHEMA_FILE):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"{SCHEMA_FILE} is missing from the mindvec installation; reinstall mindvec")
+
+
+@lru_cache(maxsize=1)
+def load_schema() -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads(schema_path().read_text(encoding="utf-8"))
+    return schema
+
+
+def _is_integer(checker: Any, instance: Any) -> bool:
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+def _is_number(checker: Any, instance: Any) -> bool:
+    return isinstance(instance, (int, float)) and not isinstance(instance, bool)
+
+
+def _is_bytes(checker: Any, instance: Any) -> bool:
+    return isinstance(instance, bytes)
+
+
+def _byte_length(validator: Any, value: int, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    if isinstance(instance, bytes) and len(instance) != value:
+        yield ValidationError(f"expected {value} bytes, got {len(instance)}")
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    """ECMA-262 ``$`` semantics: Python's ``$`` would also match before a final newline."""
+    if not isinstance(instance, str):
+        return
+    anchored = pattern[:-1] + r"\Z" if pattern.endswith("$") and not pattern.endswith(r"\$") else pattern
+    if re.search(anchored, instance) is None:
+        yield ValidationError(f"{escape(instance, 60)!r} does not match {pattern!r}")
+
+
+def _validator_class() -> Any:
+    base = validators.Draft202012Validator
+    checker = base.TYPE_CHECKER.redefine_many(
+        {"integer": _is_integer, "number": _is_number, "bytes": _is_bytes}
+    )
+    return validators.extend(
+        base, validators={"byteLength": _byte_length, "pattern": _pattern}, type_checker=checker
+    )
+
+
+def _relax(node: Any) -> Any:
+    """Drop ``additionalProperties: false`` everywhere (forward-compatible minor versions)."""
+    if isinstance(node, dict):
+        return {k: _relax(v) for k, v in node.items() if not (k == "additionalProperties" and v is False)}
+    if isinstance(node, list):
+        return [_relax(v) for v in node]
+    return node
+
+
+@lru_cache(maxsize=2)
+def _validator(relaxed: bool) -> Any:
+    schema = load_schema()
+    if relaxed:
+        schema = _relax(copy.deepcopy(schema))
+    return _validator_class()(schema)
+
+
+def _schema_error(error: ValidationError) -> InvalidError:
+    where = "/".join(str(part) for part in error.absolute_path) or "(top level)"
+    return InvalidError("schema", f"manifest at {escape(where, 200)}: {escape(error.message, 300)}")
+
+
+def validate_schema(manifest: Any, version: tuple[int, int] = FORMAT_VERSION) -> None:
+    """Validate against the JSON Schema; a higher minor version relaxes closed objects."""
+    relaxed = version[0] == FORMAT_VERSION[0] and version[1] > FORMAT_VERSION[1]
+    error = best_match(_validator(relaxed).iter_errors(manifest))
+    if error is not None:
+        raise _schema_error(error)
