@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 
 from mindvec import container, package
+from mindvec.keys import SecretKey
 from mindvec.policy import SignatureResult, check_signatures
-from mindvec.signing import SecretKey
 from mindvec.trust import TrustEntry, TrustStore
 from mindvec.verification import verify
 

@@ -55,7 +55,8 @@ from conformance_tests.generate import (
     with_raw_manifest,
     write,
 )
-from mindvec.signing import PublicKey, keyid, pae
+from mindvec.keys import PublicKey
+from mindvec.signing import keyid, pae
 from mindvec.trust import TrustEntry
 
 GROUPS: list[Callable[[Suite], None]] = []

@@ -32,9 +32,10 @@ import mindvec
 from conformance_tests.codes import CODES
 from conformance_tests.tagged import tag
 from mindvec import canonical, container
+from mindvec.keys import SecretKey
 from mindvec.payload import TensorData
-from mindvec.signing import SecretKey
-from mindvec.trust import State, TrustEntry, TrustStore, parse_time
+from mindvec.state import State
+from mindvec.trust import TrustEntry, TrustStore, parse_time
 
 SUITE_DIR = Path(__file__).resolve().parent
 MAGIC = b"\x89MVEC\r\n\n"

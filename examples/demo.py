@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     from mindvec.fit.pairing import split_chunks
     from mindvec.fit.pipeline import FitState, collect_state, finish_state, screen_layers
     from mindvec.fit.vectors import extract
-    from mindvec.signing import SecretKey
+    from mindvec.keys import SecretKey
     from mindvec.translation import translate, translate_vector
     from mindvec.trust import TrustStore
     from mindvec.verification import verify

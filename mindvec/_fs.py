@@ -101,6 +101,23 @@ def atomic_writer(
     _fsync_dir(_folder(target))
 
 
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path for a writer that insists on a file name; rename it on success."""
+    target = Path(path)
+    tmp = temporary_name(target)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, OSError):
+            raise UsageError("io", f"cannot write {target}: {exc.strerror or exc}") from None
+        raise
+    _fsync_dir(_folder(target))
+
+
 def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int | None = None) -> Path:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_writer`)."""
     with atomic_writer(path, mode=mode) as handle:

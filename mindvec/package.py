@@ -61,7 +61,7 @@ PARALLEL_THRESHOLD = 64 * 2**20
 
 
 class Signer(Protocol):
-    """Anything that signs exact manifest bytes (``signing.SecretKey`` is one)."""
+    """Anything that signs exact manifest bytes (``mindvec.keys.SecretKey`` is one)."""
 
     def sign_manifest(self, manifest_bytes: bytes) -> SignatureEntry: ...
 

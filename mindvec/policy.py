@@ -18,8 +18,9 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from mindvec.errors import MindvecError, UnverifiedError, UsageError
-from mindvec.signing import PublicKey
-from mindvec.trust import State, TrustStore, parse_time
+from mindvec.keys import PublicKey
+from mindvec.state import State
+from mindvec.trust import TrustStore, parse_time
 
 if TYPE_CHECKING:
     from mindvec.container import SignatureEntry
@@ -197,7 +198,7 @@ def enforce(
 
     * ``trust``: a TrustStore, a path, or None for the default path (a missing
       default file is an empty store).
-    * ``state``: a :class:`~mindvec.trust.State` or path; enables the rollback check
+    * ``state``: a :class:`~mindvec.state.State` or path; enables the rollback check
       (and TOFU pins with ``repo``). On a verified package the state is updated.
     * ``repo``: the Hub repo the package came from; checked against ``repos=``
       scopes and TOFU pins.

@@ -28,28 +28,26 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-import json
 import os
 import re
-import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import filelock
 
-from mindvec.errors import UnverifiedError, UsageError
-from mindvec.signing import ALG, PublicKey, RotationRecord, atomic_write
+from mindvec._fs import atomic_write
+from mindvec.errors import UsageError
+from mindvec.keys import PublicKey
+from mindvec.limits import LOCK_TIMEOUT_S, MAX_TRUST_STORE
+from mindvec.rotation import RotationRecord
+from mindvec.signing import ALG
 
 __all__ = [
     "Revocation",
-    "Seen",
-    "State",
     "TrustEntry",
     "TrustStore",
-    "default_state_path",
     "default_trust_path",
     "format_time",
     "parse_time",
@@ -57,18 +55,8 @@ __all__ = [
 
 REVOKED_MARKER = "@revoked"
 OPTION_NAMES = ("packages", "repos", "valid-after", "valid-before")
-LOCK_TIMEOUT_S = 60.0
-MAX_STORE_BYTES = 16 * 2**20
 _PRINCIPAL = re.compile(r"^[^\s\"#@][^\s\"]{0,255}$")
 _COMPACT_TIME = re.compile(r"^(\d{4})(\d{2})(\d{2})(?:(\d{2})(\d{2})(\d{2}))?Z?$")
-
-
-def _mode_of(path: Path, default: int = 0o644) -> int:
-    """Keep an existing file's permissions when it is rewritten."""
-    try:
-        return stat.S_IMODE(path.stat().st_mode)
-    except OSError:
-        return default
 
 
 def default_trust_path() -> Path:
@@ -324,8 +312,8 @@ class TrustStore:
             return cls([], target)
         except OSError as exc:
             raise UsageError("trust-store", f"cannot read trust store {target}: {exc.strerror}") from exc
-        if len(data) > MAX_STORE_BYTES:
-            raise UsageError("trust-store", f"{target} is larger than {MAX_STORE_BYTES} bytes")
+        if len(data) > MAX_TRUST_STORE:
+            raise UsageError("trust-store", f"{target} is larger than {MAX_TRUST_STORE} bytes")
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
@@ -388,7 +376,7 @@ class TrustStore:
     def save(self, path: str | os.PathLike[str] | None = None) -> Path:
         target = Path(path) if path is not None else (self.path or default_trust_path())
         target.parent.mkdir(parents=True, exist_ok=True)
-        return atomic_write(target, self.dumps().encode("utf-8"), _mode_of(target))
+        return atomic_write(target, self.dumps().encode("utf-8"))
 
     @classmethod
     @contextlib.contextmanager
@@ -400,172 +388,3 @@ class TrustStore:
             store = cls.load(target)
             yield store
             store.save(target)
-
-
-# -- rollback state and TOFU pins ------------------------------------------------------------
-
-STATE_TYPE = "mindvec-state"
-STATE_VERSION = 1
-
-
-def default_state_path() -> Path:
-    """``$XDG_STATE_HOME/mindvec/state.json``, or ``~/.local/state/...`` when unset."""
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return Path(base) / "mindvec" / "state.json"
-
-
-@dataclass(frozen=True)
-class Seen:
-    """The highest version seen for one package id, and that version's identity."""
-
-    version: int
-    identity: bytes
-
-
-class State:
-    """Rollback state and TOFU pins, one JSON file, changed only under ``<path>.lock``.
-
-    File format::
-
-        {"type": "mindvec-state", "version": 1,
-         "packages": {"<package id>": {"version": N, "identity": "<64 hex>"}},
-         "pins": {"<repo>": {"public_key": "<base64>", "keyid": "<32 hex>"}}}
-
-    Every change re-reads the file under the lock and rewrites it atomically, so
-    concurrent processes lose nothing.
-    """
-
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
-        self.path = Path(path) if path is not None else default_state_path()
-
-    def __repr__(self) -> str:
-        return f"State({str(self.path)!r})"
-
-    @classmethod
-    def coerce(cls, state: State | str | os.PathLike[str] | None) -> State | None:
-        if state is None or isinstance(state, State):
-            return state
-        return cls(state)
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[dict[str, Any]]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            lock = filelock.FileLock(str(self.path) + ".lock", timeout=LOCK_TIMEOUT_S)
-            with lock:
-                doc = self._read()
-                yield doc
-                data = (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()
-                atomic_write(self.path, data, _mode_of(self.path))
-        except filelock.Timeout:
-            raise UsageError("io", f"{self.path}.lock is held by another process; retry later") from None
-
-    def _read(self) -> dict[str, Any]:
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
-            return {"type": STATE_TYPE, "version": STATE_VERSION, "packages": {}, "pins": {}}
-        except OSError as exc:
-            raise UsageError("trust-store", f"cannot read state file {self.path}: {exc.strerror}") from exc
-        try:
-            doc = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise UsageError(
-                "trust-store", f"state file {self.path} is not JSON; move it away to start over"
-            ) from None
-        if (
-            not isinstance(doc, dict)
-            or doc.get("type") != STATE_TYPE
-            or doc.get("version") != STATE_VERSION
-            or not isinstance(doc.get("packages"), dict)
-            or not isinstance(doc.get("pins"), dict)
-        ):
-            raise UsageError(
-                "trust-store", f"{self.path} is not a mindvec state file; move it away to start over"
-            )
-        return doc
-
-    # -- rollback -------------------------------------------------------------------------
-
-    def seen(self, package_id: str) -> Seen | None:
-        item = self._read()["packages"].get(package_id)
-        return _parse_seen(item, self.path) if item is not None else None
-
-    def check(self, package_id: str, version: int, identity: bytes) -> None:
-        _check_rollback(self.seen(package_id), package_id, version, identity)
-
-    def record(self, package_id: str, version: int, identity: bytes) -> None:
-        """Check for rollback and record ``version`` as seen, atomically under the lock."""
-        with self._locked() as doc:
-            item = doc["packages"].get(package_id)
-            previous = _parse_seen(item, self.path) if item is not None else None
-            _check_rollback(previous, package_id, version, identity)
-            if previous is None or version > previous.version:
-                doc["packages"][package_id] = {"version": version, "identity": identity.hex()}
-
-    # -- TOFU pins ------------------------------------------------------------------------
-
-    def pin(self, repo: str) -> PublicKey | None:
-        item = self._read()["pins"].get(repo)
-        return _parse_pin(item, self.path) if item is not None else None
-
-    def set_pin(self, repo: str, key: PublicKey, *, replace: bool = False) -> None:
-        """Pin ``key`` for ``repo``; a different existing pin raises ``key-pin`` unless ``replace``."""
-        with self._locked() as doc:
-            item = doc["pins"].get(repo)
-            if item is not None and not replace:
-                current = _parse_pin(item, self.path)
-                if current != key:
-                    raise UnverifiedError(
-                        "key-pin",
-                        f"{repo} was pinned to key {current.keyid_hex}, not {key.keyid_hex}; "
-                        "if the publisher rotated keys, apply their rotation record",
-                    )
-            doc["pins"][repo] = {"public_key": key.base64, "keyid": key.keyid_hex}
-
-    def apply_rotation(self, record: RotationRecord) -> int:
-        """Move every pin of ``record.old`` to ``record.new``; returns how many moved."""
-        record.verify()
-        moved = 0
-        with self._locked() as doc:
-            for repo, item in doc["pins"].items():
-                if _parse_pin(item, self.path) == record.old:
-                    doc["pins"][repo] = {"public_key": record.new.base64, "keyid": record.new.keyid_hex}
-                    moved += 1
-        return moved
-
-
-def _parse_seen(item: Any, path: Path) -> Seen:
-    try:
-        version, identity = item["version"], bytes.fromhex(item["identity"])
-        if isinstance(version, int) and not isinstance(version, bool) and len(identity) == 32:
-            return Seen(version, identity)
-    except (TypeError, KeyError, ValueError):
-        pass
-    raise UsageError("trust-store", f"{path}: a package entry is damaged; move the file away to start over")
-
-
-def _parse_pin(item: Any, path: Path) -> PublicKey:
-    try:
-        return PublicKey.from_text(item["public_key"])
-    except (TypeError, KeyError, UsageError):
-        raise UsageError(
-            "trust-store", f"{path}: a pin is damaged; move the file away to start over"
-        ) from None
-
-
-def _check_rollback(previous: Seen | None, package_id: str, version: int, identity: bytes) -> None:
-    if previous is None:
-        return
-    if version < previous.version:
-        raise UnverifiedError(
-            "rollback",
-            f"{package_id} version {version} is older than version {previous.version} already seen; "
-            "refusing a downgrade (get the current version)",
-        )
-    if version == previous.version and identity != previous.identity:
-        raise UnverifiedError(
-            "rollback",
-            f"{package_id} version {version} was seen with different content; a publisher must bump the "
-            "version for new content",
-        )

@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 from mindvec import limits
 from mindvec.errors import InvalidError, MalformedError, MindvecError, UnverifiedError, UsageError
+from mindvec.keys import PublicKey
 from mindvec.policy import SignatureResult, check_signatures, check_threshold, decide, resolve_now
-from mindvec.signing import PublicKey
-from mindvec.trust import State, TrustEntry, TrustStore
+from mindvec.state import State
+from mindvec.trust import TrustEntry, TrustStore
 
 if TYPE_CHECKING:
     from mindvec.container import SignatureEntry

@@ -22,8 +22,9 @@ import numpy as np
 
 from mindvec import hub, package
 from mindvec.errors import MindvecError
-from mindvec.signing import SecretKey
-from mindvec.trust import State, TrustEntry, TrustStore
+from mindvec.keys import SecretKey
+from mindvec.state import State
+from mindvec.trust import TrustEntry, TrustStore
 from tests import factories
 from tests.hubserver import HubStandIn
 

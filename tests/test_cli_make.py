@@ -225,7 +225,7 @@ def test_shards_merge_into_the_one_pass_fit(setup: dict[str, Path]) -> None:
 
 
 def test_signed_output_verifies_and_bad_key_fails_first(setup: dict[str, Path]) -> None:
-    from mindvec.signing import SecretKey
+    from mindvec.keys import SecretKey
     from mindvec.trust import TrustStore
     from mindvec.verification import verify
 

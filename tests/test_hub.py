@@ -177,7 +177,7 @@ def test_push_refuses_before_any_upload(tmp_path: Path) -> None:
     push refuses before it talks to the Hub (no endpoint is reachable here)."""
     from mindvec import container
     from mindvec.errors import MindvecError
-    from mindvec.signing import SecretKey
+    from mindvec.keys import SecretKey
 
     key, other = SecretKey.generate(), SecretKey.generate()
     pub, other_pub = key.public_key.save(tmp_path / "k.pub"), other.public_key.save(tmp_path / "o.pub")

@@ -11,9 +11,11 @@ from factories import vector_manifest
 from mindvec import container, package
 from mindvec.container import SignatureEntry
 from mindvec.errors import UnverifiedError, UsageError
+from mindvec.keys import SecretKey
 from mindvec.policy import SignatureResult, decide, enforce, resolve_now
-from mindvec.signing import RotationRecord, SecretKey
-from mindvec.trust import State, TrustEntry, TrustStore
+from mindvec.rotation import RotationRecord
+from mindvec.state import State
+from mindvec.trust import TrustEntry, TrustStore
 
 UTC = timezone.utc
 NOW = datetime(2026, 6, 1, tzinfo=UTC)

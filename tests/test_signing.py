@@ -13,15 +13,9 @@ import pytest
 
 from mindvec.container import SignatureEntry
 from mindvec.errors import UnverifiedError, UsageError
-from mindvec.signing import (
-    MANIFEST_PAYLOAD_TYPE,
-    ROTATION_PAYLOAD_TYPE,
-    PublicKey,
-    RotationRecord,
-    SecretKey,
-    keyid,
-    pae,
-)
+from mindvec.keys import PublicKey, SecretKey
+from mindvec.rotation import ROTATION_PAYLOAD_TYPE, RotationRecord
+from mindvec.signing import MANIFEST_PAYLOAD_TYPE, keyid, pae
 
 SEED = bytes(range(32))
 
@@ -117,7 +111,7 @@ def test_encrypted_key_file(tmp_path: Path) -> None:
 def test_default_kdf_is_moderate() -> None:
     import nacl.pwhash
 
-    from mindvec.signing import DEFAULT_KDF, KDF_LIMITS
+    from mindvec.keys import DEFAULT_KDF, KDF_LIMITS
 
     assert DEFAULT_KDF == "moderate"
     assert KDF_LIMITS[DEFAULT_KDF] == (

@@ -25,6 +25,7 @@ import mindvec
 from mindvec import canonical, container, limits, package
 from mindvec import manifest as mf
 from mindvec.errors import MindvecError, UsageError
+from mindvec.keys import SecretKey
 from mindvec.payload import (
     TensorData,
     build_payload,
@@ -33,8 +34,9 @@ from mindvec.payload import (
     tensor_digests,
     to_tensor_data,
 )
-from mindvec.signing import SecretKey, keyid, pae
-from mindvec.trust import State, TrustStore
+from mindvec.signing import keyid, pae
+from mindvec.state import State
+from mindvec.trust import TrustStore
 from mindvec.verification import verify
 from tests import factories
 
@@ -1165,7 +1167,7 @@ def test_state_writes_are_locked(tmp_path: Path) -> None:
 
 def test_rotation_needs_both_signatures(tmp_path: Path) -> None:
     """[R-79] a rotation record with a broken signature is bad-signature and moves nothing."""
-    from mindvec.signing import RotationRecord
+    from mindvec.rotation import RotationRecord
 
     old, new = key(1), key(2)
     record = RotationRecord.create(old, new, created="2026-01-01T00:00:00Z")

@@ -377,7 +377,7 @@ def test_padding_left_and_right_same_as_alone(llama: Any, tmp_path: Path, positi
 
 
 def test_signed_trusted_package_needs_no_opt_in(tmp_path: Path) -> None:
-    from mindvec.signing import SecretKey
+    from mindvec.keys import SecretKey
     from mindvec.trust import TrustEntry, TrustStore
 
     model = tiny_models.build("llama")

@@ -15,7 +15,7 @@ from factories import vector_manifest
 
 from mindvec import package
 from mindvec.errors import MindvecError
-from mindvec.signing import SecretKey
+from mindvec.keys import SecretKey
 from mindvec.trust import TrustEntry, TrustStore
 from mindvec.verification import verify
 

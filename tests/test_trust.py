@@ -9,16 +9,10 @@ from pathlib import Path
 import pytest
 
 from mindvec.errors import UnverifiedError, UsageError
-from mindvec.signing import RotationRecord, SecretKey
-from mindvec.trust import (
-    Revocation,
-    State,
-    TrustEntry,
-    TrustStore,
-    default_state_path,
-    default_trust_path,
-    parse_time,
-)
+from mindvec.keys import SecretKey
+from mindvec.rotation import RotationRecord
+from mindvec.state import State, default_state_path
+from mindvec.trust import Revocation, TrustEntry, TrustStore, default_trust_path, parse_time
 
 UTC = timezone.utc
 

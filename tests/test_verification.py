@@ -10,8 +10,11 @@ from factories import vector_manifest
 
 from mindvec import container, package
 from mindvec.container import SignatureEntry
-from mindvec.signing import ROTATION_PAYLOAD_TYPE, SecretKey, pae
-from mindvec.trust import Revocation, State, TrustEntry, TrustStore
+from mindvec.keys import SecretKey
+from mindvec.rotation import ROTATION_PAYLOAD_TYPE
+from mindvec.signing import pae
+from mindvec.state import State
+from mindvec.trust import Revocation, TrustEntry, TrustStore
 from mindvec.verification import EXIT_CODES, detached_path, verify
 
 UTC = timezone.utc

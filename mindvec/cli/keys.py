@@ -18,8 +18,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mindvec._fs import atomic_write
 from mindvec.errors import UsageError
-from mindvec.signing import DEFAULT_KDF, KDF_LIMITS, RotationRecord, SecretKey, atomic_write
+from mindvec.keys import DEFAULT_KDF, KDF_LIMITS, SecretKey
+from mindvec.rotation import RotationRecord
 
 PASSPHRASE_ENV = "MINDVEC_PASSPHRASE"
 

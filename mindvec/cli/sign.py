@@ -18,10 +18,10 @@ from typing import Any
 
 from mindvec import container, limits
 from mindvec import package as pkg
+from mindvec._fs import atomic_write
 from mindvec.cli.keys import add_passphrase_arguments, load_secret_key
 from mindvec.container import SignatureEntry
 from mindvec.errors import UsageError
-from mindvec.signing import atomic_write
 from mindvec.verification import detached_path
 
 

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from mindvec.errors import UsageError
-from mindvec.signing import PublicKey, RotationRecord
-from mindvec.trust import State, TrustEntry, TrustStore, default_trust_path, format_time, parse_time
+from mindvec.keys import PublicKey
+from mindvec.rotation import RotationRecord
+from mindvec.state import State
+from mindvec.trust import TrustEntry, TrustStore, default_trust_path, format_time, parse_time
 
 
 def register(subparsers: Any) -> None:

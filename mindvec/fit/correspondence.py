@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from mindvec._fs import atomic_writer
 from mindvec.errors import UsageError
 from mindvec.fit.mapping import SplitData, evaluate, fit
 
@@ -156,13 +157,11 @@ def heatmap(
     fig.colorbar(image, ax=ax)
     fig.tight_layout()
     out = Path(path)
-    tmp = out.with_name(f".tmp-{out.name}")
     try:
-        fig.savefig(tmp, format="png", dpi=100)
-        tmp.replace(out)
+        with atomic_writer(out) as handle:
+            fig.savefig(handle, format="png", dpi=100)
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
     return out
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mindvec._fs import atomic_write, sha256_file
 from mindvec.errors import UsageError
 
 ASSETS = ("smollm2", "gemma3", "qwen25-coder")
@@ -51,15 +51,10 @@ def file_sha256(path: Path) -> bytes:
             return bytes.fromhex(json.loads(cache.read_text())["sha256"])
         except (ValueError, KeyError, OSError):
             pass
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 22):
-            h.update(block)
+    digest = sha256_file(path)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"path": str(path), "sha256": h.hexdigest()}))
-    os.replace(tmp, cache)
-    return h.digest()
+    atomic_write(cache, json.dumps({"path": str(path), "sha256": digest.hex()}).encode())
+    return digest
 
 
 def gguf_source(path: Path) -> dict[str, Any]:

@@ -16,8 +16,6 @@ Shards are saved as ``.npz`` (never pickle) with :meth:`PairStats.save` / :meth:
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from mindvec._fs import atomic_writer
 from mindvec.errors import UsageError
 
 F64 = npt.NDArray[np.float64]
@@ -45,16 +44,8 @@ def _as_2d(a: Any, name: str) -> F64:
 def save_npz_atomic(path: Path, arrays: dict[str, Any]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_writer(path) as handle:
+        np.savez(handle, **arrays)
     return path
 
 

@@ -40,18 +40,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from mindvec._fs import sha256_file
 from mindvec.errors import MindvecError, UnverifiedError, UsageError
 
 if TYPE_CHECKING:
+    from mindvec.keys import PublicKey
     from mindvec.package import Package
-    from mindvec.signing import PublicKey
-    from mindvec.trust import State, TrustStore
+    from mindvec.state import State
+    from mindvec.trust import TrustStore
 
 from mindvec.hub.cache import cache_root, cached_path, quarantine
 from mindvec.hub.client import HubUnreachable, endpoint_url, hf_module, hub_error, hub_errors
 from mindvec.hub.names import (
     _COMMIT_RE,
-    _HASH_CHUNK,
     _SHA256_RE,
     KEYS_DIR,
     PACKAGE_SUFFIX,
@@ -79,12 +80,8 @@ class PullResult:
     offline: bool = False  # the Hub was unreachable: the cached copy was verified, not re-compared
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _sha256_hex(path: Path) -> str:
+    return sha256_file(path).hex()
 
 
 @dataclass
@@ -206,7 +203,7 @@ def _publisher_keys(
     endpoint: str | None,
 ) -> dict[bytes, PublicKey]:
     """Public key files the repo publishes at ``commit`` (a hint for TOFU, never trust by themselves)."""
-    from mindvec.signing import PublicKey
+    from mindvec.keys import PublicKey
 
     keys: dict[bytes, PublicKey] = {}
     for name in key_files[:16]:
@@ -364,7 +361,8 @@ def pull_verified(
     now: Any = None,
 ) -> PullResult:
     """:func:`pull`, returning the package together with the commit, sha256 and verification report."""
-    from mindvec.trust import State, TrustStore
+    from mindvec.state import State
+    from mindvec.trust import TrustStore
 
     check_repo_id(repo_id)
     if filename is not None:
@@ -399,7 +397,7 @@ def pull_verified(
 
         # a file already in mindvec's cache is verified again, exactly like a download
         if final.is_file():
-            if _sha256_file(final) == resolved.etag:
+            if _sha256_hex(final) == resolved.etag:
                 try:
                     report = _verify_file(final, repo_id, policy, offered)
                 except MindvecError as exc:
@@ -421,7 +419,7 @@ def pull_verified(
                     f"{repo_id}/{name}: downloaded {size} bytes, the Hub announced {resolved.size}; "
                     "retry the pull",
                 )
-            got = _sha256_file(staged)
+            got = _sha256_hex(staged)
             if got != resolved.etag:
                 raise UnverifiedError(
                     "transfer",
@@ -513,7 +511,7 @@ def _verify_cached_offline(
         report = _verify_file(path, repo_id, policy, {})
     except MindvecError as exc:
         raise _reject(exc, root, repo_id, commit, name, path) from None
-    result = _result(report, path, repo_id, name, revision, commit, _sha256_file(path), from_cache=True)
+    result = _result(report, path, repo_id, name, revision, commit, _sha256_hex(path), from_cache=True)
     result.offline = True
     return result
 

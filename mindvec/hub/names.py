@@ -18,7 +18,6 @@ HF_SCHEME = "hf://"
 KEYS_DIR = "keys"
 CARD_NAME = "README.md"
 PACKAGE_SUFFIX = ".mindvec"
-_HASH_CHUNK = 1 << 20
 
 REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
 _SEGMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from mindvec.errors import UnverifiedError, UsageError
 
 if TYPE_CHECKING:
-    from mindvec.signing import PublicKey
+    from mindvec.keys import PublicKey
 
 from mindvec.hub.card import render_model_card
 from mindvec.hub.client import endpoint_url, hf_module, hub_error, hub_errors
@@ -17,7 +17,7 @@ from mindvec.hub.names import CARD_NAME, KEYS_DIR, check_filename, check_repo_id
 
 
 def _load_public_keys(public_key: Any) -> list[PublicKey]:
-    from mindvec.signing import PublicKey
+    from mindvec.keys import PublicKey
 
     if public_key is None:
         return []
@@ -49,7 +49,7 @@ def push(
 ) -> str:
     """Upload a package, its signers' public key files and a model card in one commit.
 
-    ``public_key``: a public key file path, a :class:`~mindvec.signing.PublicKey` (or a
+    ``public_key``: a public key file path, a :class:`~mindvec.keys.PublicKey` (or a
     list of them) for the package's signers; when omitted, keys are looked up by key id in
     the default trust store. Every signature is checked against its key before anything is
     uploaded; a package that does not verify, or is unsigned without ``allow_unsigned=True``,

@@ -16,7 +16,7 @@ TARGETS = ("unverified-bad-signature-*", "unverified-multi-bad-signature-*")
 
 def main() -> int:
     from conformance_tests.adapters import mindvec_ref
-    from mindvec.signing import PublicKey
+    from mindvec.keys import PublicKey
 
     def accept_anything(self: PublicKey, manifest_bytes: bytes, entry: object) -> bool:
         return True
