@@ -153,8 +153,10 @@ def _methods(model: Any, vector: Any, path: Path, third: dict[str, Any]) -> dict
 
     methods: dict[str, Method] = {
         "unsteered": nothing,
-        "mindvec": lambda: mindvec.steer(model, path, allow_unsigned=True),
-        "mindvec(generated)": lambda: mindvec.steer(model, path, positions="generated", allow_unsigned=True),
+        "mindvec": lambda: mindvec.steer(model, path, policy=mindvec.Policy(allow_unsigned=True)),
+        "mindvec(generated)": lambda: mindvec.steer(
+            model, path, positions="generated", policy=mindvec.Policy(allow_unsigned=True)
+        ),
     }
     if "repeng" in third:
         control = third["repeng"].ControlModel

@@ -35,7 +35,7 @@ import numpy as np
 
 from mindvec import container, package
 from mindvec.keys import SecretKey
-from mindvec.policy import SignatureResult, check_signatures
+from mindvec.policy import Policy, SignatureResult, check_signatures
 from mindvec.trust import TrustEntry, TrustStore
 from mindvec.verification import verify
 
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
               f"cpus={os.cpu_count()} python={sys.version.split()[0]}")  # fmt: skip
 
         def full() -> None:
-            report = verify(big, trust=store, detached=False)
+            report = verify(big, detached=False, policy=Policy(trust=store))
             assert report.verdict == "verified", report.error
 
         t_verify, t_sha = interleave(full, lambda: sha256_file(big), args.repeats)

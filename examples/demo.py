@@ -95,10 +95,10 @@ def sentiment_score(model: Any, tokenizer: Any) -> float:
     return float(np.mean(scores))
 
 
-def effect(model: Any, tokenizer: Any, package: Path, scale: float, base: float, **policy: Any) -> float:
+def effect(model: Any, tokenizer: Any, package: Path, scale: float, base: float, policy: Any) -> float:
     import mindvec
 
-    with mindvec.steer(model, package, scale=scale, **policy):
+    with mindvec.steer(model, package, scale=scale, policy=policy):
         return sentiment_score(model, tokenizer) - base
 
 
@@ -157,14 +157,13 @@ def single_vector_package(
     kind: str,
 ) -> Path:
     from mindvec.builder import PackageBuilder
-    from mindvec.fit.build import site_dict
 
     b = PackageBuilder(f"demo/{name}", description=f"demo {kind} vector", intended_effect="sentiment")
     b.add_model_entry("smollm2", model_ref)
     b.add_vector(
         name,
         "smollm2",
-        [(site_dict(site), vec.astype(np.float32), {"mean_norm": calib[0], "tokens": calib[1]})],
+        [(site, vec.astype(np.float32), {"mean_norm": calib[0], "tokens": calib[1]})],
         scale=1.0,
         scale_range=(0.0, 8.0),
         method={"kind": kind},
@@ -193,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     from mindvec.fit.pipeline import FitState, collect_state, finish_state, screen_layers
     from mindvec.fit.vectors import extract
     from mindvec.keys import SecretKey
+    from mindvec.policy import Policy
     from mindvec.translation import translate, translate_vector
     from mindvec.trust import TrustStore
     from mindvec.verification import verify
@@ -277,14 +277,19 @@ def main(argv: list[str] | None = None) -> int:
     # -------------------------------------------------------------- 3. translate
     best_fit = fits[pairs.index(choice["steering"])]
     tr_path = translate(
-        vec_path, map_path, out / "sentiment-smollm2.mindvec", mapping=best_fit.name, signers=[key]
+        vec_path,
+        map_path,
+        out / "sentiment-smollm2.mindvec",
+        mapping=best_fit.name,
+        signers=[key],
+        policy=Policy(trust=trust),
     )
     tv = translate_vector(vec_path, map_path, mapping=best_fit.name)
     t.lap(f"3. translated with map {best_fit.name}: norm ratio {tv.norm_ratio:.3f}, scale {tv.scale:.3f}")
 
     # -------------------------------------------------------------- 4. sign and verify
     for p in (vec_path, map_path, tr_path):
-        report = verify(p, trust=trust)
+        report = verify(p, policy=Policy(trust=trust))
         say(f"     verify {p.name}: {report.verdict} (signers {report.trusted_signers})")
         if not report.ok:
             return 1
@@ -324,8 +329,8 @@ def main(argv: list[str] | None = None) -> int:
         norm = k * rec_norm
         eff = {}
         for name, path in paths.items():
-            policy: dict[str, Any] = {"trust": trust} if name == "translated" else {"allow_unsigned": True}
-            eff[name] = effect(smol.model, smol.tokenizer, path, norm / norms[name], base, **policy)
+            policy = Policy(trust=trust) if name == "translated" else Policy(allow_unsigned=True)
+            eff[name] = effect(smol.model, smol.tokenizer, path, norm / norms[name], base, policy)
         frac = [
             eff[n] / eff["native"] if eff["native"] else float("nan")
             for n in ("translated", "random", "rand-map")

@@ -188,7 +188,7 @@ def main() -> None:
     prompts = ["Tell me about your weekend plans.", "Write one sentence about the sea."]
     before = concept_logprob(model, tok)
     plain = [generate(model, tok, p, args.max_new_tokens) for p in prompts]
-    with mindvec.steer(model, path, allow_unsigned=True) as handle:
+    with mindvec.steer(model, path, policy=mindvec.Policy(allow_unsigned=True)) as handle:
         print(f"steering: {handle}")
         after = concept_logprob(model, tok)
         steered = [generate(model, tok, p, args.max_new_tokens) for p in prompts]

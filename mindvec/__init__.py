@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from mindvec._version import __version__
 from mindvec.errors import (
     InvalidError,
     MalformedError,
@@ -18,14 +19,13 @@ from mindvec.errors import (
     UsageError,
 )
 
-__version__ = "0.1.0"
-
 # public name -> module that defines it
 _LAZY: dict[str, str] = {
     "open": "mindvec.package",
     "write": "mindvec.package",
     "Package": "mindvec.package",
     "PackageBuilder": "mindvec.builder",
+    "Policy": "mindvec.policy",
     "verify": "mindvec.verification",
     "VerifyReport": "mindvec.verification",
     "steer": "mindvec.loader.steer",
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from mindvec.package import Package as Package
     from mindvec.package import open as open
     from mindvec.package import write as write
+    from mindvec.policy import Policy as Policy
     from mindvec.translation import translate as translate
     from mindvec.verification import VerifyReport as VerifyReport
     from mindvec.verification import verify as verify

@@ -36,7 +36,7 @@ def _now_utc() -> str:
 
 
 def _tool() -> dict[str, str]:
-    from mindvec import __version__
+    from mindvec._version import __version__
 
     return {"name": "mindvec", "version": __version__}
 

@@ -246,6 +246,9 @@ class Package:
         return f"Package({str(self.path)!r}, id={self._manifest['package']['id']!r})"
 
 
+#: what the entry points accept as a package: an opened Package or a path to one
+PackageSource = Package | str | os.PathLike[str]
+
 _Item = TypeVar("_Item", mf.VectorSpec, mf.MappingSpec)
 
 

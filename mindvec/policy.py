@@ -1,31 +1,101 @@
-"""Trust policy: which signatures count, and the one function that decides on use.
+"""Policy: which signatures count, and the one trust decision.
 
-:func:`enforce` is what the loader and the Hub call before a package is used. A bad
-signature, a digest mismatch, a revoked key, a key outside its window or scope, a
-TOFU pin mismatch and a rollback always refuse. An unsigned package refuses unless
-``allow_unsigned=True``; an untrusted one unless ``allow_untrusted=True``.
+A :class:`Policy` is the one value every entry point takes (``verify``, ``enforce``,
+``steer``, ``translate``, ``pull``): the trust store, the state file, the threshold, the
+clock, the two opt-ins and the Hub repo. A bad signature, a digest mismatch, a revoked key,
+a key outside its window or scope, a TOFU pin mismatch and a rollback always refuse; an
+unsigned package refuses unless ``allow_unsigned``, an untrusted one unless
+``allow_untrusted``.
 
-Steps 2 and 7 of the fixed check order live here (:func:`check_signatures`,
-:func:`decide`); :mod:`mindvec.verification` runs the whole order.
+Steps 2 and 7 of the fixed check order live here (:func:`check_signatures`, :func:`decide`);
+:mod:`mindvec.verification` runs the whole order, on a whole file or, for the Hub, on the
+prefix alone.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import Any
 
+from mindvec.container import SignatureEntry
 from mindvec.errors import MindvecError, UnverifiedError, UsageError
 from mindvec.keys import PublicKey
 from mindvec.state import State
-from mindvec.trust import TrustStore, parse_time
+from mindvec.trust import TrustEntry, TrustStore, parse_time
 
-if TYPE_CHECKING:
-    from mindvec.container import SignatureEntry
-    from mindvec.package import Package
-    from mindvec.verification import VerifyReport
+TrustArg = TrustStore | str | os.PathLike[str] | None
+StateArg = State | str | os.PathLike[str] | None
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What a caller accepts. The default is the safe one: signed by a trusted key, or refused.
+
+    * ``trust``: a :class:`~mindvec.trust.TrustStore`, its path, or None for the default
+      path (a missing default file is an empty store).
+    * ``state``: a :class:`~mindvec.state.State` or its path; enables the rollback check and
+      TOFU pins, and records every verified package.
+    * ``threshold``: how many distinct trusted signatures are needed (1..16).
+    * ``now``: the time validity windows are checked at (default: the system clock, UTC).
+    * ``allow_unsigned`` / ``allow_untrusted``: separate opt-ins; nothing else can be allowed.
+    * ``repo``: the Hub repo the package came from; checked against ``repos=`` scopes and pins.
+    """
+
+    trust: TrustArg = None
+    state: StateArg = None
+    threshold: int = 1
+    now: datetime | str | None = None
+    allow_unsigned: bool = False
+    allow_untrusted: bool = False
+    repo: str | None = None
+
+    def __post_init__(self) -> None:
+        check_threshold(self.threshold)
+
+    def with_repo(self, repo: str | None) -> Policy:
+        return replace(self, repo=repo)
+
+    def store(self) -> TrustStore:
+        return TrustStore.coerce(self.trust)
+
+    def state_file(self) -> State | None:
+        return State.coerce(self.state)
+
+    def clock(self) -> datetime:
+        return resolve_now(self.now)
+
+    def allows(self, error: MindvecError) -> bool:
+        """True for the two errors a caller may opt in to accept."""
+        return (error.code == "no-signature" and self.allow_unsigned) or (
+            error.code == "untrusted-key" and self.allow_untrusted
+        )
+
+
+_POLICY_FIELDS = frozenset(f.name for f in fields(Policy))
+
+
+def from_legacy(policy: Policy | None, legacy: Mapping[str, Any], caller: str) -> Policy:
+    """``policy``, or one built from the keywords that 0.1 took (deprecated until 0.3)."""
+    unknown = sorted(set(legacy) - _POLICY_FIELDS)
+    if unknown:
+        raise TypeError(f"{caller}() got unexpected keyword argument(s) {', '.join(unknown)}")
+    if not legacy:
+        return policy if policy is not None else Policy()
+    if policy is not None:
+        names = ", ".join(sorted(legacy))
+        raise UsageError("argument", f"give {caller}() either policy= or {names}, not both")
+    warnings.warn(
+        f"{caller}({', '.join(f'{k}=' for k in sorted(legacy))}) is deprecated; pass "
+        f"policy=mindvec.Policy({', '.join(f'{k}=...' for k in sorted(legacy))})",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return Policy(**legacy)
+
 
 #: reasons a signature result can carry
 OK = "trusted"
@@ -178,48 +248,47 @@ def decide(
     )
 
 
-def enforce(
-    package: Package | str | os.PathLike[str],
-    *,
-    trust: TrustStore | str | os.PathLike[str] | None = None,
-    state: State | str | os.PathLike[str] | None = None,
-    threshold: int = 1,
-    allow_unsigned: bool = False,
-    allow_untrusted: bool = False,
-    repo: str | None = None,
-    now: datetime | str | None = None,
-    tofu_key: PublicKey | None = None,
-) -> VerifyReport:
-    """Verify ``package`` fully and refuse it unless policy allows its use.
+def with_tofu(
+    store: TrustStore, state: State | None, repo: str | None, tofu_key: PublicKey | None
+) -> tuple[TrustStore, PublicKey | None]:
+    """The store with the repo's pinned key (or, first time, the offered one) trusted for that repo.
 
-    Returns the :class:`~mindvec.verification.VerifyReport` (its ``package`` attribute is
-    the opened :class:`~mindvec.package.Package`) or raises the first failure's
-    :class:`~mindvec.errors.MindvecError`.
-
-    * ``trust``: a TrustStore, a path, or None for the default path (a missing
-      default file is an empty store).
-    * ``state``: a :class:`~mindvec.state.State` or path; enables the rollback check
-      (and TOFU pins with ``repo``). On a verified package the state is updated.
-    * ``repo``: the Hub repo the package came from; checked against ``repos=``
-      scopes and TOFU pins.
-    * ``tofu_key``: the publisher key offered for trust on first use of ``repo``
-      (needs ``state`` and ``repo``). A pinned key must have signed every later
-      package from that repo (``key-pin``); the first time, the offered key is
-      pinned once it has produced a valid signature.
+    Returns the store to decide with and the pinned key (None when the repo has no pin yet).
     """
-    from mindvec.verification import run_checks
+    if state is None or repo is None:
+        return store, None
+    pinned = state.pin(repo)
+    offered = pinned or tofu_key
+    if offered is not None and not store.is_revoked(offered.keyid):
+        store = store.with_entries([TrustEntry(f"tofu:{repo}", offered, repos=(repo,))])
+    return store, pinned
 
-    report = run_checks(
-        package,
-        trust=trust,
-        threshold=threshold,
-        state=state,
-        now=now,
-        repo=repo,
-        allow_unsigned=allow_unsigned,
-        allow_untrusted=allow_untrusted,
-        tofu_key=tofu_key,
+
+def signed_by(results: Sequence[SignatureResult], key: PublicKey) -> bool:
+    return any(r.valid and r.keyid == key.keyid_hex for r in results)
+
+
+def judge(
+    results: list[SignatureResult],
+    store: TrustStore,
+    policy: Policy,
+    *,
+    package_id: str,
+    now: datetime,
+    pinned: PublicKey | None,
+) -> MindvecError | None:
+    """Step 7 as a whole: :func:`decide`, then the TOFU pin. Full and prefix-only checks share it."""
+    error = decide(
+        results, store, package_id=package_id, repo=policy.repo, now=now, threshold=policy.threshold
     )
-    if report.error is not None and not report.allowed:
-        raise report.error
-    return report
+    if pinned is None or (error is not None and error.code in ("revoked", "expired", "scope")):
+        return error
+    if signed_by(results, pinned):
+        return error
+    signers = ", ".join(sorted(r.keyid for r in results)) or "nobody (it is unsigned)"
+    return UnverifiedError(
+        "key-pin",
+        f"{policy.repo} is pinned on first use to the publisher key {pinned.keyid_hex}, but this "
+        f"package is signed by {signers}: the publisher's key changed. If they rotated keys, apply "
+        "their rotation record (mindvec trust rotate); otherwise do not use it",
+    )

@@ -19,6 +19,7 @@ calibration ``mean_norm`` and ``c_tgt`` the mapping's ``target_calibration.mean_
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -28,7 +29,15 @@ from typing import Any
 
 import numpy as np
 
+from mindvec._version import __version__
 from mindvec.errors import InvalidError, UsageError
+from mindvec.manifest import MappingSpec, ModelRef, VectorSpec
+from mindvec.package import Package, PackageSource, Signer, write
+from mindvec.package import open as open_package
+from mindvec.payload import as_float32
+from mindvec.policy import Policy, from_legacy
+from mindvec.site import Site
+from mindvec.verification import open_verified
 
 
 @dataclass(frozen=True)
@@ -43,9 +52,9 @@ class TranslatedVector:
     positions: str | int
     norm_ratio: float
     source_model: str
-    source_site: Any
+    source_site: Site
     target_model: str
-    target_site: Any
+    target_site: Site
     target_model_ref: dict[str, Any]
     source_model_ref: dict[str, Any]
     target_calibration: dict[str, Any]
@@ -54,22 +63,17 @@ class TranslatedVector:
     mapping_package: bytes
 
 
-def _open(pkg: Any) -> Any:
-    if isinstance(pkg, (str, os.PathLike)):
-        from mindvec.package import open as open_package
-
-        return open_package(pkg)
-    return pkg
+def _open(pkg: PackageSource) -> Package:
+    """A Package as it is, or opened from a path *without* a policy (the numeric helpers)."""
+    return pkg if isinstance(pkg, Package) else open_package(pkg)
 
 
-def _f32(pkg: Any, name: str) -> np.ndarray[Any, Any]:
-    from mindvec.payload import as_float32
-
+def _f32(pkg: Package, name: str) -> np.ndarray[Any, Any]:
     info = pkg.tensor_info(name)
     return np.array(as_float32(pkg.tensor(name), info.dtype), dtype=np.float64)
 
 
-def mapping_matrix(pkg: Any, spec: Any) -> np.ndarray[Any, Any]:
+def mapping_matrix(pkg: Package, spec: MappingSpec) -> np.ndarray[Any, Any]:
     """The full linear part W [d_out, d_in] of a mapping (float64)."""
     tensors = spec.tensors
     weight: np.ndarray[Any, Any]
@@ -83,7 +87,7 @@ def mapping_matrix(pkg: Any, spec: Any) -> np.ndarray[Any, Any]:
 
 
 def translate_activations(
-    mapping_pkg: Any, activations: np.ndarray[Any, Any], *, mapping: str | None = None
+    mapping_pkg: PackageSource, activations: np.ndarray[Any, Any], *, mapping: str | None = None
 ) -> np.ndarray[Any, Any]:
     """Map source activations ``[..., d_in]`` into the target space (spec [R-36]).
 
@@ -112,7 +116,7 @@ def translate_activations(
     return out
 
 
-def _same_model(a: Any, b: Any) -> list[str]:
+def _same_model(a: ModelRef, b: ModelRef) -> list[str]:
     diffs = []
     for key in ("model_type", "hidden_size", "num_layers", "num_encoder_layers", "config_sha256"):
         va, vb = getattr(a, key), getattr(b, key)
@@ -123,7 +127,7 @@ def _same_model(a: Any, b: Any) -> list[str]:
     return diffs
 
 
-def _pick_mapping(mpkg: Any, vspec: Any, mapping: str | None) -> Any:
+def _pick_mapping(mpkg: Package, vspec: VectorSpec, mapping: str | None) -> MappingSpec:
     if mapping is not None:
         return mpkg.mapping(mapping)
     maps = mpkg.mappings()
@@ -142,9 +146,16 @@ def _pick_mapping(mpkg: Any, vspec: Any, mapping: str | None) -> Any:
 
 
 def translate_vector(
-    vector_pkg: Any, mapping_pkg: Any, *, vector: str | None = None, mapping: str | None = None
+    vector_pkg: PackageSource,
+    mapping_pkg: PackageSource,
+    *,
+    vector: str | None = None,
+    mapping: str | None = None,
 ) -> TranslatedVector:
-    """Map one vector (by name, or the only one) through one mapping: ``W v`` + recommended scale."""
+    """Map one vector (by name, or the only one) through one mapping: ``W v`` + recommended scale.
+
+    Pure arithmetic: it applies no policy (:func:`translate` and ``steer(via=...)`` do).
+    """
     vpkg, mpkg = _open(vector_pkg), _open(mapping_pkg)
     vspec = vpkg.vector(vector)
     mspec = _pick_mapping(mpkg, vspec, mapping)
@@ -200,14 +211,12 @@ def _now() -> str:
 
 
 def translated_manifest(
-    tv: TranslatedVector, vpkg: Any, mpkg: Any, *, created: str | None = None
+    tv: TranslatedVector, vpkg: Package, mpkg: Package, *, created: str | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(manifest, tensors) of the package :func:`translate` writes."""
-    from mindvec import __version__
-
     src = vpkg.manifest["package"]
-    site = tv.target_site.to_dict() if hasattr(tv.target_site, "to_dict") else dict(tv.target_site)
-    tensor = f"{tv.name}/{site['stack']}.{site['layer']}.{site['point']}"
+    site = tv.target_site.to_dict()
+    tensor = f"{tv.name}/{tv.target_site}"
     model_type = str(tv.target_model_ref["model_type"])
     provenance = vpkg.manifest["provenance"]
     # the source model stays in `models` (translation.source_model names it)
@@ -262,24 +271,35 @@ def translated_manifest(
 
 
 def translate(
-    vector_package: Any,
-    mapping_package: Any,
+    vector_package: PackageSource,
+    mapping_package: PackageSource,
     out_path: str | os.PathLike[str],
     *,
     vector: str | None = None,
     mapping: str | None = None,
-    signers: Iterable[Any] = (),
+    signers: Iterable[Signer] = (),
     created: str | None = None,
+    policy: Policy | None = None,
+    **legacy: Any,
 ) -> Path:
     """Write a package holding the vector translated into the mapping's target model.
 
-    Its provenance ``parents`` name both inputs by identity (sha256 of manifest bytes);
-    the vector carries ``translation`` metadata (source model, mapping, mapping package,
+    Both inputs must pass ``policy`` first (default: signed by a trusted key), exactly as
+    ``steer`` requires: signing the output must never launder an input nobody vouched for.
+    Its provenance ``parents`` name both inputs by identity (sha256 of manifest bytes); the
+    vector carries ``translation`` metadata (source model, mapping, mapping package,
     norm_ratio, recommended_scale), computed by :func:`translate_vector`.
     """
-    from mindvec.package import write
+    checked = from_legacy(policy, legacy, "translate")
+    with contextlib.ExitStack() as opened:
+        vpkg, mpkg = (_checked(opened, p, checked) for p in (vector_package, mapping_package))
+        tv = translate_vector(vpkg, mpkg, vector=vector, mapping=mapping)
+        manifest, tensors = translated_manifest(tv, vpkg, mpkg, created=created)
+        return write(out_path, manifest, tensors, signers=signers)
 
-    vpkg, mpkg = _open(vector_package), _open(mapping_package)
-    tv = translate_vector(vpkg, mpkg, vector=vector, mapping=mapping)
-    manifest, tensors = translated_manifest(tv, vpkg, mpkg, created=created)
-    return write(out_path, manifest, tensors, signers=signers)
+
+def _checked(stack: contextlib.ExitStack[bool | None], source: PackageSource, policy: Policy) -> Package:
+    package, mine = open_verified(source, policy)
+    if mine:
+        stack.callback(package.close)
+    return package

@@ -13,7 +13,7 @@ comma is double-quoted. Known options:
 * ``packages="glob,glob"`` -- package ids the key may sign (``fnmatch``; ``*`` also
   matches ``/``). Absent: any package.
 * ``repos="org/*"`` -- Hub repos the key may publish from. Checked only when the
-  package comes from a repo (``repo=`` of :func:`mindvec.policy.enforce`).
+  package comes from a repo (``Policy.repo``).
 * ``valid-after=YYYYMMDD[HHMMSS]Z`` (inclusive), ``valid-before=...`` (exclusive):
   the key's validity window, in UTC (the ``Z`` is optional, times are always UTC).
 

@@ -1,4 +1,4 @@
-"""Full verification of a package, in the fixed check order, as a report.
+"""Verification of a package, in the fixed check order, as a report; and ``enforce``.
 
 1. structure and bounds (``container.read_raw``);
 2. every signature whose key the trust store knows (trusted or revoked) is checked
@@ -8,29 +8,36 @@
 7. trust policy (``no-signature``, ``revoked``, ``expired``, ``scope``, ``key-pin``,
    ``threshold``, ``untrusted-key``), then rollback against the state file.
 
-The first failure is the report's error. A detached signature file ``FILE.sig``
+The first failure is the report's error. ``prefix_only`` (what the Hub runs before it parses
+a downloaded payload) stops after step 3: it decides signatures, trust, pins and rollback
+from the preamble, manifest and signatures alone. It only refuses earlier; the full check
+stays the one that accepts. A detached signature file ``FILE.sig``
 (for ``x.mindvec`` that is ``x.mindvec.sig``) is merged with the embedded signatures
 when it exists; its entries are checked exactly like embedded ones.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from mindvec import limits
+from mindvec import canonical, container, limits
+from mindvec.container import SignatureEntry
 from mindvec.errors import InvalidError, MalformedError, MindvecError, UnverifiedError, UsageError
 from mindvec.keys import PublicKey
-from mindvec.policy import SignatureResult, check_signatures, check_threshold, decide, resolve_now
-from mindvec.state import State
-from mindvec.trust import TrustEntry, TrustStore
-
-if TYPE_CHECKING:
-    from mindvec.container import SignatureEntry
-    from mindvec.package import Package
+from mindvec.package import Package
+from mindvec.policy import (
+    Policy,
+    SignatureResult,
+    check_signatures,
+    from_legacy,
+    judge,
+    signed_by,
+    with_tofu,
+)
 
 VERIFIED = "verified"
 UNSIGNED = "unsigned"
@@ -64,6 +71,7 @@ class VerifyReport:
     detached: str | None = None
     allowed: bool = False  # the error is one the caller opted in to accept
     state_updated: bool = False
+    prefix_only: bool = False  # only steps 1-3 and 7 ran (the Hub's early gate)
     package: Package | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -101,31 +109,72 @@ def verdict_for(error: MindvecError | None) -> str:
 
 def verify(
     path_or_package: Package | str | os.PathLike[str],
-    trust: TrustStore | str | os.PathLike[str] | None = None,
-    threshold: int = 1,
-    state: State | str | os.PathLike[str] | None = None,
-    now: datetime | str | None = None,
-    *,
-    repo: str | None = None,
+    policy: Policy | None = None,
+    *legacy_args: Any,
     detached: str | os.PathLike[str] | bool | None = None,
+    **legacy: Any,
 ) -> VerifyReport:
-    """Verify a package file (or an opened Package) and return the report; never raises
-    for a bad package, only for bad arguments or an unreadable trust store (``UsageError``).
+    """Verify a package file (or an opened Package) and return the report.
 
-    ``now`` (default: system clock, UTC) is the time validity windows are checked at.
-    ``detached``: None picks up ``FILE.sig`` when it exists, False ignores it, a path
-    names the detached file. With ``state``, a verified package is recorded there.
+    Never raises for a bad package, only for bad arguments or an unreadable trust store
+    (``UsageError``). ``detached``: None picks up ``FILE.sig`` when it exists, False ignores
+    it, a path names the detached file. With ``policy.state``, a verified package is recorded.
+    The 0.1 form ``verify(path, trust, threshold, state, now, repo=...)`` still works, with a
+    DeprecationWarning.
     """
-    return run_checks(
-        path_or_package, trust=trust, threshold=threshold, state=state, now=now, repo=repo, detached=detached
+    if policy is not None and not isinstance(policy, Policy):
+        legacy_args = (policy, *legacy_args)
+        policy = None
+    for name, value in zip(("trust", "threshold", "state", "now"), legacy_args, strict=False):
+        legacy[name] = value
+    if len(legacy_args) > 4:
+        raise TypeError("verify() takes a package and a Policy")
+    return run_checks(path_or_package, from_legacy(policy, legacy, "verify"), detached=detached)
+
+
+def enforce(
+    package: Package | str | os.PathLike[str],
+    policy: Policy | None = None,
+    *,
+    tofu_key: PublicKey | None = None,
+    prefix_only: bool = False,
+    **legacy: Any,
+) -> VerifyReport:
+    """Verify ``package`` and refuse it unless ``policy`` allows its use.
+
+    What the loader, the translator and the Hub call before a package is used. Returns the
+    :class:`VerifyReport` (its ``package`` is the opened :class:`~mindvec.package.Package`)
+    or raises the first failure. ``tofu_key``: the publisher key offered for trust on first use
+    of ``policy.repo`` (needs ``policy.state``); it is pinned once it produced a valid signature.
+    """
+    report = run_checks(
+        package, from_legacy(policy, legacy, "enforce"), tofu_key=tofu_key, prefix_only=prefix_only
     )
+    if report.error is not None and not report.allowed:
+        raise report.error
+    return report
+
+
+def open_verified(source: Package | str | os.PathLike[str], policy: Policy) -> tuple[Package, bool]:
+    """Open ``source`` and :func:`enforce` ``policy`` on it.
+
+    Returns the Package and whether it was opened here: the caller closes a package it
+    opened (from a path), never one it was handed.
+    """
+    if isinstance(source, Package):
+        enforce(source, policy)
+        return source, False
+    if not isinstance(source, (str, os.PathLike)):
+        kind = type(source).__name__
+        raise UsageError("argument", f"expected a package path or a mindvec.Package, not {kind}")
+    report = enforce(source, policy)
+    assert report.package is not None  # a full check that passed opened it
+    return report.package, True
 
 
 def _detached_entries(
     path: Path | None, detached: str | os.PathLike[str] | bool | None
 ) -> tuple[Path | None, list[SignatureEntry]]:
-    from mindvec import container
-
     if detached is False or (detached is None and path is None):
         return None, []
     if detached is None or detached is True:
@@ -153,105 +202,81 @@ def _merge(embedded: list[SignatureEntry], extra: list[SignatureEntry]) -> list[
 
 def run_checks(
     source: Package | str | os.PathLike[str],
+    policy: Policy,
     *,
-    trust: TrustStore | str | os.PathLike[str] | None = None,
-    threshold: int = 1,
-    state: State | str | os.PathLike[str] | None = None,
-    now: datetime | str | None = None,
-    repo: str | None = None,
     detached: str | os.PathLike[str] | bool | None = None,
-    allow_unsigned: bool = False,
-    allow_untrusted: bool = False,
     tofu_key: PublicKey | None = None,
+    prefix_only: bool = False,
 ) -> VerifyReport:
-    """The whole check order; :func:`verify` and :func:`mindvec.policy.enforce` share it."""
-    from mindvec import container
-    from mindvec.package import Package
-
-    threshold = check_threshold(threshold)
-    store = TrustStore.coerce(trust)
-    state_obj = State.coerce(state)
-    when = resolve_now(now)
+    """The whole check order (or its prefix); :func:`verify` and :func:`enforce` share it."""
+    store = policy.store()
+    state = policy.state_file()
+    when = policy.clock()
     path = None if isinstance(source, Package) else Path(source)
-    report = VerifyReport(str(path) if path is not None else None, threshold=threshold)
-    pinned: PublicKey | None = None
+    report = VerifyReport(str(path) if path is not None else None, threshold=policy.threshold)
+    report.prefix_only = prefix_only
     try:
         # 1. structure
+        pkg: Package | None = None
+        raw: container.RawPackage | None = None
         if isinstance(source, Package):
-            pkg: Package | None = source
-            report.path = str(source.path) if source.path is not None else None
+            pkg, path = source, Path(source.path)
+            report.path = str(source.path)
             manifest_bytes, embedded = source.manifest_bytes, list(source.signatures)
-            raw = None
-            path = Path(source.path) if source.path is not None else None
         else:
-            pkg = None
             raw = container.read_raw(source)
             manifest_bytes, embedded = raw.manifest_bytes, list(raw.signatures)
-        sig_path, extra = _detached_entries(path, detached)
+        sig_path, extra = _detached_entries(path, False if prefix_only else detached)
         report.detached = str(sig_path) if sig_path else None
-        entries = _merge(embedded, extra)
-        # trust on first use: a pinned key (or the offered one) counts as trusted for this repo
-        if state_obj is not None and repo is not None:
-            pinned = state_obj.pin(repo)
-            offered = pinned or tofu_key
-            if offered is not None and not store.is_revoked(offered.keyid):
-                store = store.with_entries([TrustEntry(f"tofu:{repo}", offered, repos=(repo,))])
+        store, pinned = with_tofu(store, state, policy.repo, tofu_key)
         # 2. signatures over the exact manifest bytes
-        check_signatures(manifest_bytes, entries, store, report.signatures)
-        # 3-5. decode, schema, header
-        if pkg is None:
-            assert raw is not None
-            pkg = Package.from_raw(raw)
-        report.package = pkg
-        report.identity = pkg.identity.hex()
-        meta = pkg.manifest["package"]
+        check_signatures(manifest_bytes, _merge(embedded, extra), store, report.signatures)
+        identity = hashlib.sha256(manifest_bytes).digest()
+        report.identity = identity.hex()
+        if prefix_only:
+            # 3. strict decode only: id and version for the trust decision and the rollback check
+            meta = _prefix_meta(canonical.decode(manifest_bytes))
+            if meta is None:
+                return report  # the full check names the defect
+        else:
+            # 3-5. decode, schema, header; 6. every tensor digest
+            if pkg is None:
+                assert raw is not None
+                pkg = Package.from_raw(raw)
+            report.package = pkg
+            meta = pkg.manifest["package"]
+            report.package_name = meta.get("name")
+            report.payload_ok = False
+            pkg.check_integrity()
+            report.payload_ok = True
         report.package_id, report.package_version = meta["id"], meta["version"]
-        report.package_name = meta.get("name")
-        # 6. every tensor digest
-        report.payload_ok = False
-        pkg.check_integrity()
-        report.payload_ok = True
-        # 7. trust policy, then rollback
-        error = decide(
-            report.signatures, store, package_id=meta["id"], repo=repo, now=when, threshold=threshold
-        )
-        if pinned is not None and (error is None or error.code not in ("revoked", "expired", "scope")):
-            error = _check_pin(report.signatures, pinned, repo) or error
+        # 7. trust policy and pin, then rollback
+        error = judge(report.signatures, store, policy, package_id=meta["id"], now=when, pinned=pinned)
         if error is not None:
-            allowed = (error.code == "no-signature" and allow_unsigned) or (
-                error.code == "untrusted-key" and allow_untrusted
-            )
-            if not allowed:
+            if not policy.allows(error):
                 raise error
             report.error, report.allowed = error, True
-        if state_obj is not None:
-            if report.error is None:
-                state_obj.record(meta["id"], meta["version"], pkg.identity)
+        if state is not None:
+            if report.error is None and not prefix_only:
+                state.record(meta["id"], meta["version"], identity)
                 report.state_updated = True
-                if (
-                    repo is not None
-                    and pinned is None
-                    and tofu_key is not None
-                    and _signed_by(report.signatures, tofu_key)
-                ):
-                    state_obj.set_pin(repo, tofu_key)
+                repo = policy.repo
+                if repo is not None and pinned is None and tofu_key is not None:
+                    if signed_by(report.signatures, tofu_key):
+                        state.set_pin(repo, tofu_key)
             else:
-                state_obj.check(meta["id"], meta["version"], pkg.identity)
+                state.check(meta["id"], meta["version"], identity)
     except (MalformedError, InvalidError, UnverifiedError) as exc:
         report.error, report.allowed = exc, False
     report.verdict = verdict_for(report.error)
     return report
 
 
-def _signed_by(results: list[SignatureResult], key: PublicKey) -> bool:
-    return any(r.valid and r.keyid == key.keyid_hex for r in results)
-
-
-def _check_pin(results: list[SignatureResult], pinned: PublicKey, repo: str | None) -> MindvecError | None:
-    if _signed_by(results, pinned):
+def _prefix_meta(manifest: Any) -> dict[str, Any] | None:
+    meta = manifest.get("package") if isinstance(manifest, dict) else None
+    if not isinstance(meta, dict):
         return None
-    return UnverifiedError(
-        "key-pin",
-        f"{repo} was pinned on first use to key {pinned.keyid_hex}, and this package has no valid "
-        "signature by it; if the publisher rotated keys, apply their rotation record",
-    )
+    package_id, version = meta.get("id"), meta.get("version")
+    if not isinstance(package_id, str) or not isinstance(version, int) or isinstance(version, bool):
+        return None
+    return meta

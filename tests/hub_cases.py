@@ -9,6 +9,7 @@ huggingface_hub is patched. A scenario raises (exit code 1) on the first failed 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import sys
@@ -23,6 +24,7 @@ import numpy as np
 from mindvec import hub, package
 from mindvec.errors import MindvecError
 from mindvec.keys import SecretKey
+from mindvec.policy import Policy
 from mindvec.state import State
 from mindvec.trust import TrustEntry, TrustStore
 from tests import factories
@@ -70,10 +72,14 @@ class Env:
         kwargs.setdefault("public_key", self.pub)
         return hub.push(path, REPO, endpoint=self.endpoint, token="hf_test", **kwargs)
 
-    def pull(self, **kwargs: Any) -> hub.PullResult:
-        kwargs.setdefault("trust", self.trust_path)
+    def pull(self, policy: Policy | None = None, **kwargs: Any) -> hub.PullResult:
+        """A pull against the test server; the policy's trust defaults to the test store."""
+        policy = policy or Policy()
+        if policy.trust is None:
+            policy = dataclasses.replace(policy, trust=self.trust_path)
         kwargs.setdefault("cache_dir", self.cache)
-        return hub.pull_verified(REPO, kwargs.pop("filename", FILE), endpoint=self.endpoint, **kwargs)
+        filename = kwargs.pop("filename", FILE)
+        return hub.pull_verified(REPO, filename, endpoint=self.endpoint, policy=policy, **kwargs)
 
     def refused(self, code: str, **kwargs: Any) -> MindvecError:
         """A pull that must fail with ``code``; then nothing trusted may be left behind."""
@@ -144,7 +150,7 @@ def case_roundtrip(env: Env) -> None:
     assert ("PUT", "_lfs") in methods
 
     env.hub.requests.clear()
-    result = env.pull(state=env.state_path)
+    result = env.pull(policy=Policy(state=env.state_path))
     assert result.commit == commit and not result.from_cache
     assert result.path == env.cache / "hub" / REPO / commit / FILE, result.path
     assert result.sha256 == hashlib.sha256(src.read_bytes()).hexdigest()
@@ -156,22 +162,27 @@ def case_roundtrip(env: Env) -> None:
     env.assert_hf_cache_empty()
 
     # a cached file is verified again on every use, and a damaged one is replaced
-    again = env.pull(state=env.state_path)
+    again = env.pull(policy=Policy(state=env.state_path))
     assert again.from_cache and again.package.identity == result.package.identity
     os.chmod(again.path, 0o644)
     with open(again.path, "r+b") as handle:
         handle.seek(-40, os.SEEK_END)
         handle.write(b"\x00")
-    fresh = env.pull(state=env.state_path)
+    fresh = env.pull(policy=Policy(state=env.state_path))
     assert not fresh.from_cache and fresh.sha256 == result.sha256
     assert list((env.cache / "quarantine").glob("**/*.rejected")), "the damaged copy went to quarantine"
 
     # hf:// URLs and a pinned commit reach the same file
     by_url = hub.pull(
-        f"hf://{REPO}@{commit}/{FILE}", trust=env.trust_path, cache_dir=env.cache, endpoint=env.endpoint
+        f"hf://{REPO}@{commit}/{FILE}",
+        cache_dir=env.cache,
+        endpoint=env.endpoint,
+        policy=Policy(trust=env.trust_path),
     )
     assert by_url.identity == result.package.identity
-    only = hub.pull(f"hf://{REPO}", trust=env.trust_path, cache_dir=env.cache, endpoint=env.endpoint)
+    only = hub.pull(
+        f"hf://{REPO}", cache_dir=env.cache, endpoint=env.endpoint, policy=Policy(trust=env.trust_path)
+    )
     assert only.identity == result.package.identity, "the repo's only .mindvec file is found by itself"
     env.assert_hf_cache_empty()
 
@@ -181,7 +192,12 @@ def case_roundtrip(env: Env) -> None:
     env.hub.stop()
     for rev in (commit, None):
         offline = hub.pull_verified(
-            REPO, FILE, revision=rev, trust=env.trust_path, cache_dir=env.cache, endpoint=endpoint
+            REPO,
+            FILE,
+            revision=rev,
+            cache_dir=env.cache,
+            endpoint=endpoint,
+            policy=Policy(trust=env.trust_path),
         )
         assert offline.offline and offline.from_cache and offline.commit == commit, (rev, offline)
         assert offline.package.identity == result.package.identity
@@ -191,14 +207,14 @@ def case_roundtrip(env: Env) -> None:
     sig_len = int.from_bytes(data[-16:-8], "little")
     cached.write_bytes(flip(data, len(data) - 16 - sig_len - 1))
     try:
-        hub.pull(REPO, FILE, trust=env.trust_path, cache_dir=env.cache, endpoint=endpoint)
+        hub.pull(REPO, FILE, cache_dir=env.cache, endpoint=endpoint, policy=Policy(trust=env.trust_path))
     except MindvecError as exc:
         assert exc.code == "digest-mismatch" and "quarantined" in exc.message, exc
     else:
         raise AssertionError("a damaged cached file was used offline")
     assert not cached.exists()
     try:
-        hub.pull(REPO, FILE, trust=env.trust_path, cache_dir=env.cache, endpoint=endpoint)
+        hub.pull(REPO, FILE, cache_dir=env.cache, endpoint=endpoint, policy=Policy(trust=env.trust_path))
     except MindvecError as exc:
         assert exc.code == "hub" and "failed" in exc.message, exc
     else:
@@ -231,7 +247,7 @@ def case_tampered(env: Env) -> None:
     env.refused("digest-mismatch")
     # trust is decided from preamble, manifest and signatures before the payload is parsed:
     # an unknown signer is refused as such, before any tensor byte is looked at
-    env.refused("untrusted-key", trust=env.tmp / "empty_signers")
+    env.refused("untrusted-key", policy=Policy(trust=env.tmp / "empty_signers"))
     env.hub.behave()
     assert env.pull().report.verdict == "verified"
 
@@ -241,19 +257,19 @@ def case_rollback(env: Env) -> None:
     old = env.package(version=1)
     new = env.package(version=2)
     env.push(new)
-    assert env.pull(state=env.state_path).package.manifest["package"]["version"] == 2
+    assert env.pull(policy=Policy(state=env.state_path)).package.manifest["package"]["version"] == 2
     env.hub.serve_older_version(REPO, FILE, old.read_bytes())  # the Hub serves version 1 again
-    exc = env.refused("rollback", state=env.state_path)
+    exc = env.refused("rollback", policy=Policy(state=env.state_path))
     assert "version 1" in exc.message and "version 2" in exc.message, exc.message
-    env.refused("rollback", state=env.state_path)
+    env.refused("rollback", policy=Policy(state=env.state_path))
 
 
 def case_tofu(env: Env) -> None:
     """TOFU pins the publisher's key on first use; a changed key is refused later."""
     empty = env.tmp / "empty_signers"
     env.push(env.package(version=1))
-    env.refused("untrusted-key", trust=empty)  # unknown key, no TOFU: untrusted
-    first = env.pull(trust=empty, tofu=True, state=env.state_path)
+    env.refused("untrusted-key", policy=Policy(trust=empty))  # unknown key, no TOFU: untrusted
+    first = env.pull(tofu=True, policy=Policy(trust=empty, state=env.state_path))
     assert first.report.verdict == "verified"
     pinned = State(env.state_path).pin(REPO)
     assert pinned is not None and pinned.keyid == env.key.keyid
@@ -261,13 +277,13 @@ def case_tofu(env: Env) -> None:
     intruder = SecretKey.from_seed(hashlib.sha256(b"intruder").digest(), "intruder")
     intruder_pub = intruder.public_key.save(env.tmp / "intruder.pub")
     env.push(env.package(version=2, signers=(intruder,)), public_key=intruder_pub)  # an account takeover
-    exc = env.refused("key-pin", trust=empty, tofu=True, state=env.state_path)
+    exc = env.refused("key-pin", tofu=True, policy=Policy(trust=empty, state=env.state_path))
     assert env.key.keyid.hex() in exc.message, exc.message
     # the same through the stand-in's switch: package and published key file both replaced
     third = env.package(version=3, signers=(intruder,))
     key_file = {f"keys/{intruder.keyid.hex()}.pub": intruder_pub.read_bytes()}
     env.hub.change_publisher_key(REPO, FILE, third.read_bytes(), key_file)
-    exc = env.refused("key-pin", trust=empty, tofu=True, state=env.state_path)
+    exc = env.refused("key-pin", tofu=True, policy=Policy(trust=empty, state=env.state_path))
     assert env.key.keyid.hex() in exc.message, exc.message
     pinned_after = State(env.state_path).pin(REPO)
     assert pinned_after is not None and pinned_after.keyid == env.key.keyid, "the pin did not move"
@@ -290,7 +306,7 @@ def case_unsigned(env: Env) -> None:
     card = env.hub.file_at(REPO, "README.md").decode()
     assert "**unsigned**" in card and "--allow-unsigned" in card
     env.refused("no-signature")
-    result = env.pull(allow_unsigned=True)
+    result = env.pull(policy=Policy(allow_unsigned=True))
     assert result.report.verdict == "unsigned" and result.report.allowed
     arrays_equal(result.package, package.open(src))
 
@@ -379,7 +395,7 @@ def case_steer(env: Env) -> None:
     with torch.no_grad():
         model(ids)
         base = captured.pop()
-        handle = mindvec.steer(model, f"hf://{REPO}/{FILE}", scale=2.0, trust=env.trust_path)
+        handle = mindvec.steer(model, f"hf://{REPO}/{FILE}", scale=2.0, policy=Policy(trust=env.trust_path))
         try:
             model(ids)
             steered = captured.pop()
@@ -400,7 +416,7 @@ def case_steer(env: Env) -> None:
     sig_len = int.from_bytes(data[-16:-8], "little")
     env.hub.commit_files(REPO, {FILE: flip(data, len(data) - 16 - sig_len - 1)})
     try:
-        mindvec.steer(model, f"hf://{REPO}/{FILE}", scale=2.0, trust=env.trust_path)
+        mindvec.steer(model, f"hf://{REPO}/{FILE}", scale=2.0, policy=Policy(trust=env.trust_path))
     except MindvecError as exc:
         assert exc.code == "digest-mismatch", exc
     else:

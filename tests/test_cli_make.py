@@ -19,6 +19,7 @@ from mindvec.cli import main
 from mindvec.cli.make import parse_layers
 from mindvec.errors import UsageError
 from mindvec.package import open as open_package
+from mindvec.policy import Policy
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +81,9 @@ def test_round_trip_vector_map_translation(setup: dict[str, Path]) -> None:
         "-o",
         str(mp),
     )
-    _run("translate", str(vec), str(mp), "-o", str(tr))
+    # unsigned inputs: translate refuses (signing the output must not launder them) and writes nothing
+    assert main(["translate", str(vec), str(mp), "-o", str(tr)]) == 1 and not tr.exists()
+    _run("translate", str(vec), str(mp), "-o", str(tr), "--allow-unsigned")
     with open_package(vec) as v, open_package(mp) as m, open_package(tr) as t:
         for p in (v, m, t):
             p.check_integrity()
@@ -235,7 +238,7 @@ def test_signed_output_verifies_and_bad_key_fails_first(setup: dict[str, Path]) 
     (root / "allowed").write_text(f"tester {key.public_key.to_line()}\n")
     args = ["extract", "--model", str(setup["a"]), "--pairs", str(root / "pairs.jsonl"), "--layers", "0"]
     _run(*args, "--sign", str(root / "test.key"), "-o", str(root / "signed.mindvec"))
-    report = verify(root / "signed.mindvec", trust=TrustStore.load(root / "allowed"))
+    report = verify(root / "signed.mindvec", policy=Policy(trust=TrustStore.load(root / "allowed")))
     assert report.ok, report.error
     assert main([*args, "--sign", str(root / "missing.key"), "-o", str(root / "x.mindvec"), "--quiet"]) == 1
     assert not (root / "x.mindvec").exists()

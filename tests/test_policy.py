@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -12,10 +13,11 @@ from mindvec import container, package
 from mindvec.container import SignatureEntry
 from mindvec.errors import UnverifiedError, UsageError
 from mindvec.keys import SecretKey
-from mindvec.policy import SignatureResult, decide, enforce, resolve_now
+from mindvec.policy import Policy, SignatureResult, decide, resolve_now
 from mindvec.rotation import RotationRecord
 from mindvec.state import State
 from mindvec.trust import TrustEntry, TrustStore
+from mindvec.verification import enforce
 
 UTC = timezone.utc
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -44,7 +46,7 @@ def code_of(call: object) -> str:
 
 
 def test_enforce_returns_report_with_package(tmp_path: Path, alice: SecretKey) -> None:
-    report = enforce(build(tmp_path / "x.mindvec", alice), trust=store_with(alice))
+    report = enforce(build(tmp_path / "x.mindvec", alice), policy=Policy(trust=store_with(alice)))
     assert report.verdict == "verified" and report.package is not None
     assert report.package.manifest["package"]["id"] == "acme/steer"
 
@@ -53,9 +55,9 @@ def test_unsigned_needs_its_own_opt_in(tmp_path: Path, alice: SecretKey) -> None
     """allow_unsigned accepts only no-signature. [R-71] [R-72]"""
     path = build(tmp_path / "x.mindvec")
     store = store_with(alice)
-    assert code_of(lambda: enforce(path, trust=store)) == "no-signature"
-    assert code_of(lambda: enforce(path, trust=store, allow_untrusted=True)) == "no-signature"
-    report = enforce(path, trust=store, allow_unsigned=True)
+    assert code_of(lambda: enforce(path, policy=Policy(trust=store))) == "no-signature"
+    assert code_of(lambda: enforce(path, policy=Policy(trust=store, allow_untrusted=True))) == "no-signature"
+    report = enforce(path, policy=Policy(trust=store, allow_unsigned=True))
     assert report.verdict == "unsigned" and report.allowed and report.package is not None
 
 
@@ -63,9 +65,9 @@ def test_untrusted_needs_its_own_opt_in(tmp_path: Path, alice: SecretKey) -> Non
     """allow_untrusted accepts only untrusted-key. [R-71] [R-72]"""
     path = build(tmp_path / "x.mindvec", SecretKey.generate())
     store = store_with(alice)
-    assert code_of(lambda: enforce(path, trust=store)) == "untrusted-key"
-    assert code_of(lambda: enforce(path, trust=store, allow_unsigned=True)) == "untrusted-key"
-    assert enforce(path, trust=store, allow_untrusted=True).verdict == "untrusted"
+    assert code_of(lambda: enforce(path, policy=Policy(trust=store))) == "untrusted-key"
+    assert code_of(lambda: enforce(path, policy=Policy(trust=store, allow_unsigned=True))) == "untrusted-key"
+    assert enforce(path, policy=Policy(trust=store, allow_untrusted=True)).verdict == "untrusted"
 
 
 def test_nothing_allows_bad_signature_digest_revoked_expired_scope(tmp_path: Path, alice: SecretKey) -> None:
@@ -74,30 +76,30 @@ def test_nothing_allows_bad_signature_digest_revoked_expired_scope(tmp_path: Pat
     path = build(tmp_path / "x.mindvec", alice)
     manifest = container.read_raw(path).manifest_bytes
     container.rewrite_signatures(path, [SignatureEntry("ed25519", alice.keyid, alice.sign(manifest))])
-    assert code_of(lambda: enforce(path, trust=store_with(alice), **both)) == "bad-signature"
+    assert code_of(lambda: enforce(path, Policy(trust=store_with(alice), **both))) == "bad-signature"
 
     tampered = build(tmp_path / "t.mindvec", alice)
     data = bytearray(tampered.read_bytes())
     data[container.read_raw(tampered).layout.sig_offset - 1] ^= 1
     tampered.write_bytes(bytes(data))
-    assert code_of(lambda: enforce(tampered, trust=store_with(alice), **both)) == "digest-mismatch"
+    assert code_of(lambda: enforce(tampered, Policy(trust=store_with(alice), **both))) == "digest-mismatch"
 
     good = build(tmp_path / "g.mindvec", alice)
     revoked = store_with(alice)
     revoked.revoke(alice.public_key)
-    assert code_of(lambda: enforce(good, trust=revoked, **both)) == "revoked"
+    assert code_of(lambda: enforce(good, Policy(trust=revoked, **both))) == "revoked"
     late = store_with(alice, valid_before=datetime(2026, 1, 1, tzinfo=UTC))
-    assert code_of(lambda: enforce(good, trust=late, now=NOW, **both)) == "expired"
+    assert code_of(lambda: enforce(good, Policy(trust=late, now=NOW, **both))) == "expired"
     scoped = store_with(alice, packages=("other/*",))
-    assert code_of(lambda: enforce(good, trust=scoped, **both)) == "scope"
+    assert code_of(lambda: enforce(good, Policy(trust=scoped, **both))) == "scope"
 
 
 def test_trust_as_path_or_default(tmp_path: Path, alice: SecretKey, monkeypatch: pytest.MonkeyPatch) -> None:
     path = build(tmp_path / "x.mindvec", alice)
     store_file = tmp_path / "allowed_signers"
     store_with(alice).save(store_file)
-    assert enforce(path, trust=store_file).verdict == "verified"
-    assert enforce(path, trust=str(store_file)).verdict == "verified"
+    assert enforce(path, policy=Policy(trust=store_file)).verdict == "verified"
+    assert enforce(path, policy=Policy(trust=str(store_file))).verdict == "verified"
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "empty-config"))
     assert code_of(lambda: enforce(path)) == "untrusted-key"  # missing default store = empty
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
@@ -112,15 +114,22 @@ def test_trust_as_path_or_default(tmp_path: Path, alice: SecretKey, monkeypatch:
 def test_rollback_checked_even_when_untrusted_is_allowed(tmp_path: Path, alice: SecretKey) -> None:
     """Rollback applies to accepted untrusted packages, which never move the state. [R-75]"""
     state = State(tmp_path / "state.json")
-    enforce(build(tmp_path / "v3.mindvec", alice, version=3), trust=store_with(alice), state=state)
+    enforce(
+        build(tmp_path / "v3.mindvec", alice, version=3), policy=Policy(trust=store_with(alice), state=state)
+    )
     stranger = SecretKey.generate()
     old = build(tmp_path / "v2.mindvec", stranger, version=2)
     assert (
-        code_of(lambda: enforce(old, trust=store_with(alice), state=state, allow_untrusted=True))
+        code_of(
+            lambda: enforce(old, policy=Policy(trust=store_with(alice), state=state, allow_untrusted=True))
+        )
         == "rollback"
     )
     newer = build(tmp_path / "v5.mindvec", stranger, version=5)
-    assert enforce(newer, trust=store_with(alice), state=state, allow_untrusted=True).verdict == "untrusted"
+    assert (
+        enforce(newer, policy=Policy(trust=store_with(alice), state=state, allow_untrusted=True)).verdict
+        == "untrusted"
+    )
     seen = state.seen("acme/steer")
     assert seen is not None and seen.version == 3  # untrusted content never moves the state
 
@@ -130,22 +139,31 @@ def test_tofu_pin(tmp_path: Path) -> None:
     state = State(tmp_path / "state.json")
     empty = TrustStore()
     first = build(tmp_path / "v1.mindvec", publisher, version=1)
-    report = enforce(first, trust=empty, state=state, repo="acme/vec", tofu_key=publisher.public_key)
+    report = enforce(
+        first, tofu_key=publisher.public_key, policy=Policy(trust=empty, state=state, repo="acme/vec")
+    )
     assert report.verdict == "verified" and report.signatures[0].principal == "tofu:acme/vec"
     assert state.pin("acme/vec") == publisher.public_key
     # later packages must carry the pinned key's signature, whatever key is offered
     evil = build(tmp_path / "v2.mindvec", attacker, version=2)
     for offered in (None, attacker.public_key):
         assert (
-            code_of(lambda o=offered: enforce(evil, trust=empty, state=state, repo="acme/vec", tofu_key=o))
+            code_of(
+                lambda o=offered: enforce(
+                    evil, tofu_key=o, policy=Policy(trust=empty, state=state, repo="acme/vec")
+                )
+            )
             == "key-pin"
         )
     # a rotation record signed by both keys moves the pin
     state.apply_rotation(RotationRecord.create(publisher, successor))
     rotated = build(tmp_path / "v3.mindvec", successor, version=3)
-    assert enforce(rotated, trust=empty, state=state, repo="acme/vec").verdict == "verified"
+    assert enforce(rotated, policy=Policy(trust=empty, state=state, repo="acme/vec")).verdict == "verified"
     # without a pin or an offered key, TOFU does nothing
-    assert code_of(lambda: enforce(rotated, trust=empty, state=state, repo="other/repo")) == "untrusted-key"
+    assert (
+        code_of(lambda: enforce(rotated, policy=Policy(trust=empty, state=state, repo="other/repo")))
+        == "untrusted-key"
+    )
 
 
 def test_unsigned_package_from_pinned_repo_is_key_pin(tmp_path: Path) -> None:
@@ -153,17 +171,23 @@ def test_unsigned_package_from_pinned_repo_is_key_pin(tmp_path: Path) -> None:
     publisher = SecretKey.generate()
     state = State(tmp_path / "state.json")
     enforce(
-        build(tmp_path / "v1.mindvec", publisher), state=state, repo="acme/vec", tofu_key=publisher.public_key
+        build(tmp_path / "v1.mindvec", publisher),
+        tofu_key=publisher.public_key,
+        policy=Policy(state=state, repo="acme/vec"),
     )
     unsigned = build(tmp_path / "v2.mindvec", version=2)
     for allow in (False, True):
-        call = lambda a=allow: enforce(  # noqa: E731
-            unsigned, trust=TrustStore(), state=state, repo="acme/vec", allow_unsigned=a
-        )
+        policy = Policy(trust=TrustStore(), state=state, repo="acme/vec", allow_unsigned=allow)
+        call = functools.partial(enforce, unsigned, policy)
         assert code_of(call) == "key-pin"
     # the same unsigned package from a repo with no pin is just unsigned, and the opt-in accepts it
-    assert code_of(lambda: enforce(unsigned, trust=TrustStore(), repo="other/repo")) == "no-signature"
-    assert enforce(unsigned, trust=TrustStore(), repo="other/repo", allow_unsigned=True).allowed
+    assert (
+        code_of(lambda: enforce(unsigned, policy=Policy(trust=TrustStore(), repo="other/repo")))
+        == "no-signature"
+    )
+    assert enforce(
+        unsigned, policy=Policy(trust=TrustStore(), repo="other/repo", allow_unsigned=True)
+    ).allowed
 
 
 def _result(keyid: bytes, valid: bool | None = True) -> SignatureResult:
@@ -195,3 +219,64 @@ def test_resolve_now() -> None:
     assert resolve_now("2026-06-01T00:00:00Z") == NOW
     assert resolve_now(datetime(2026, 6, 1)) == NOW
     assert resolve_now(None).tzinfo is not None
+
+
+# ---------------------------------------------------------------- one Policy value for every entry point
+
+
+def test_every_entry_point_takes_the_same_policy_parameter() -> None:
+    import inspect
+
+    import mindvec
+    from mindvec import hub, translation, verification
+
+    for fn in (mindvec.verify, verification.enforce, mindvec.steer, translation.translate, hub.pull):
+        param = inspect.signature(fn).parameters["policy"]
+        assert param.default is None and "Policy" in str(param.annotation), fn.__qualname__
+
+
+def test_policy_rejects_a_bad_threshold() -> None:
+    for bad in (0, 17, True, 1.0):
+        with pytest.raises(UsageError):
+            Policy(threshold=bad)  # type: ignore[arg-type]
+
+
+def test_old_keywords_still_work_with_a_deprecation_warning(tmp_path: Path, alice: SecretKey) -> None:
+    from mindvec.verification import verify
+
+    path = build(tmp_path / "x.mindvec", alice)
+    with pytest.warns(DeprecationWarning, match="policy=mindvec.Policy"):
+        assert verify(path, trust=store_with(alice), now=NOW).verdict == "verified"
+    with pytest.warns(DeprecationWarning):  # the 0.1 positional form verify(path, trust, threshold)
+        assert verify(path, store_with(alice), 2).error.code == "threshold"  # type: ignore[union-attr]
+    with pytest.warns(DeprecationWarning):
+        assert enforce(path, trust=store_with(alice)).verdict == "verified"
+    with pytest.raises(UsageError, match="either policy= or trust"):
+        enforce(path, Policy(), trust=store_with(alice))
+    with pytest.raises(TypeError, match="trusts"):
+        enforce(path, trusts=store_with(alice))
+
+
+def test_prefix_only_decides_trust_without_reading_the_payload(tmp_path: Path, alice: SecretKey) -> None:
+    """The Hub's early gate: signatures and trust from preamble + manifest; a damaged payload is not seen."""
+    path = build(tmp_path / "x.mindvec", alice)
+    data = bytearray(path.read_bytes())
+    raw = container.read_raw(path)
+    data[raw.layout.payload_offset + raw.layout.payload_len - 1] ^= 0xFF  # last tensor byte
+    path.write_bytes(bytes(data))
+    early = enforce(path, Policy(trust=store_with(alice)), prefix_only=True)
+    assert early.prefix_only and early.payload_ok is None and early.package is None
+    assert early.trusted_signers == ["alice"]
+    assert code_of(lambda: enforce(path, Policy(trust=TrustStore()), prefix_only=True)) == "untrusted-key"
+    assert code_of(lambda: enforce(path, Policy(trust=store_with(alice)))) == "digest-mismatch"
+
+
+def test_prefix_only_checks_rollback_but_records_nothing(tmp_path: Path, alice: SecretKey) -> None:
+    state = State(tmp_path / "state.json")
+    policy = Policy(trust=store_with(alice), state=state)
+    enforce(build(tmp_path / "v2.mindvec", alice, version=2), policy)
+    v1 = build(tmp_path / "v1.mindvec", alice, version=1)
+    assert code_of(lambda: enforce(v1, policy, prefix_only=True)) == "rollback"
+    v3 = build(tmp_path / "v3.mindvec", alice, version=3)
+    enforce(v3, policy, prefix_only=True)
+    assert state.seen("acme/steer").version == 2  # type: ignore[union-attr]

@@ -324,6 +324,7 @@ def test_independent_reader_agrees(tmp_path: Path) -> None:
     and none of them verifies (no free bytes). [R-69]
     """
     from mindvec.keys import SecretKey
+    from mindvec.policy import Policy
     from mindvec.trust import TrustStore
     from mindvec.verification import verify
 
@@ -342,7 +343,7 @@ def test_independent_reader_agrees(tmp_path: Path) -> None:
 
     def reference(blob: bytes) -> str | None:
         path.write_bytes(blob)
-        report = verify(path, trust=store, now="20260601", detached=False)
+        report = verify(path, detached=False, policy=Policy(trust=store, now="20260601"))
         return None if report.error is None else report.error.code
 
     variants = [data] + [data[:n] for n in range(len(data))]

@@ -34,6 +34,7 @@ from mindvec.payload import (
     tensor_digests,
     to_tensor_data,
 )
+from mindvec.policy import Policy
 from mindvec.signing import keyid, pae
 from mindvec.state import State
 from mindvec.trust import TrustStore
@@ -65,8 +66,8 @@ def open_code(tmp_path: Path, data: bytes | bytearray) -> str:
     return code(lambda: package.open(path))
 
 
-def verify_code(path: Path, **kwargs: Any) -> str | None:
-    report = verify(path, now=NOW, detached=False, **kwargs)
+def verify_code(path: Path, **options: Any) -> str | None:
+    report = verify(path, Policy(now=NOW, **options), detached=False)
     return None if report.error is None else report.error.code
 
 
@@ -984,7 +985,7 @@ def test_detached_signature_file(tmp_path: Path) -> None:
     entries = container.decode_signature_block(sig_file.read_bytes())
     assert sig_file.read_bytes() == container.encode_signature_block(entries)
     assert [e.keyid for e in entries] == [alice.keyid]
-    report = verify(path, trust=store(trust_line(alice)), now=NOW)
+    report = verify(path, policy=Policy(trust=store(trust_line(alice)), now=NOW))
     assert report.ok
 
 
@@ -1029,7 +1030,8 @@ def test_open_reads_no_tensor_data(tmp_path: Path) -> None:
 
 def test_bad_signature_and_digest_never_allowed(tmp_path: Path) -> None:
     """[R-71] allow_unsigned/allow_untrusted accept only no-signature/untrusted-key."""
-    from mindvec.policy import enforce
+    from mindvec.policy import Policy
+    from mindvec.verification import enforce
 
     alice = key(1)
     trust = store(trust_line(alice))
@@ -1041,14 +1043,20 @@ def test_bad_signature_and_digest_never_allowed(tmp_path: Path) -> None:
     for data, expected in ((bad_sig, "bad-signature"), (bad_data, "digest-mismatch")):
         path = put(tmp_path, data)
         call = functools.partial(
-            enforce, path, trust=trust, allow_unsigned=True, allow_untrusted=True, now=NOW
+            enforce, path, Policy(trust=trust, allow_unsigned=True, allow_untrusted=True, now=NOW)
         )
         assert code(call) == expected
     unsigned = put(tmp_path, tiny_bytes(tmp_path), "unsigned.mindvec")
-    assert code(lambda: enforce(unsigned, trust=trust, allow_untrusted=True, now=NOW)) == "no-signature"
-    assert enforce(unsigned, trust=trust, allow_unsigned=True, now=NOW).allowed
+    assert (
+        code(lambda: enforce(unsigned, policy=Policy(trust=trust, allow_untrusted=True, now=NOW)))
+        == "no-signature"
+    )
+    assert enforce(unsigned, policy=Policy(trust=trust, allow_unsigned=True, now=NOW)).allowed
     stranger = put(tmp_path, tiny_bytes(tmp_path, signers=[key(9)]), "stranger.mindvec")
-    assert code(lambda: enforce(stranger, trust=trust, allow_unsigned=True, now=NOW)) == "untrusted-key"
+    assert (
+        code(lambda: enforce(stranger, policy=Policy(trust=trust, allow_unsigned=True, now=NOW)))
+        == "untrusted-key"
+    )
 
 
 def test_applier_runs_policy(tmp_path: Path) -> None:
@@ -1064,8 +1072,8 @@ def test_applier_runs_policy(tmp_path: Path) -> None:
     path = package.write(tmp_path / "s.mindvec", manifest, {"v.1": np.ones(32, np.float32)})
     empty = tmp_path / "empty_store"
     empty.write_text("")
-    assert code(lambda: steer(model, path, trust=empty)) == "no-signature"
-    handle = steer(model, path, trust=empty, allow_unsigned=True)
+    assert code(lambda: steer(model, path, policy=Policy(trust=empty))) == "no-signature"
+    handle = steer(model, path, policy=Policy(trust=empty, allow_unsigned=True))
     assert handle.active
     handle.remove()
 
@@ -1075,9 +1083,12 @@ def test_validity_window_uses_now(tmp_path: Path) -> None:
     alice = key(1)
     trust = store(trust_line(alice, options="valid-after=20260101Z,valid-before=20270101Z"))
     path = put(tmp_path, tiny_bytes(tmp_path, signers=[alice]))
-    assert verify(path, trust=trust, now=NOW).ok
-    assert verify(path, trust=trust, now=datetime(2025, 6, 1, tzinfo=timezone.utc)).error.code == "expired"  # type: ignore[union-attr]
-    assert verify(path, trust=trust, now="20270101").error.code == "expired"  # type: ignore[union-attr]
+    assert verify(path, policy=Policy(trust=trust, now=NOW)).ok
+    assert (
+        verify(path, policy=Policy(trust=trust, now=datetime(2025, 6, 1, tzinfo=timezone.utc))).error.code
+        == "expired"
+    )  # type: ignore[union-attr]
+    assert verify(path, policy=Policy(trust=trust, now="20270101")).error.code == "expired"  # type: ignore[union-attr]
 
 
 def test_revoked_key_never_counts(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import mindvec  # noqa: E402
 from mindvec.errors import InvalidError, UnverifiedError, UsageError  # noqa: E402
 from mindvec.loader.sites import attach  # noqa: E402
 from mindvec.loader.stacks import find_stacks  # noqa: E402
+from mindvec.policy import Policy  # noqa: E402
 from tests import tiny_models  # noqa: E402
 
 NAMES = sorted(tiny_models.SPECS)
@@ -67,7 +68,7 @@ def test_add_at_resid_post_is_exact_and_remove_restores(name: str, tmp_path: Pat
         for h in handles:
             h.remove()
         handles = _capture_all(model, stack, steered)  # attached first: runs after the steering hook
-        with mindvec.steer(model, path, scale=1.5, allow_unsigned=True) as handle:
+        with mindvec.steer(model, path, scale=1.5, policy=Policy(allow_unsigned=True)) as handle:
             assert handle.sites[0].layer == layer
             logits = _run(model, name).logits
         for h in handles:
@@ -89,7 +90,7 @@ def test_project_out_removes_component(name: str, tmp_path: Path) -> None:
     unit = _vec(path) / _vec(path).norm()
     seen: dict[int, Any] = {}
     with attach(model, ("decoder", 1, "resid_post"), lambda t: seen.__setitem__(1, t.detach().clone())):
-        with mindvec.steer(model, path, allow_unsigned=True):
+        with mindvec.steer(model, path, policy=Policy(allow_unsigned=True)):
             _run(model, name)
     h = seen[1]
     rel = (h @ unit).abs() / h.norm(dim=-1)
@@ -107,7 +108,7 @@ def test_add_at_terms(name: str, tmp_path: Path) -> None:
         seen: list[Any] = []
         with attach(model, ("decoder", 1, point), lambda t, seen=seen: seen.append(t.detach().clone())):
             _run(model, name)
-            with mindvec.steer(model, path, allow_unsigned=True):
+            with mindvec.steer(model, path, policy=Policy(allow_unsigned=True)):
                 _run(model, name)
         base, steered = seen
         torch.testing.assert_close(steered - base, (2.0 * v).expand_as(base), rtol=0, atol=1e-5)
@@ -119,7 +120,7 @@ def test_clamp_sets_projection(tmp_path: Path) -> None:
     unit = _vec(path) / _vec(path).norm()
     seen: dict[str, Any] = {}
     with attach(model, ("decoder", 1, "resid_post"), lambda t: seen.__setitem__("t", t.detach().clone())):
-        with mindvec.steer(model, path, allow_unsigned=True):
+        with mindvec.steer(model, path, policy=Policy(allow_unsigned=True)):
             _run(model, "qwen2")
     torch.testing.assert_close(seen["t"] @ unit, torch.full(seen["t"].shape[:2], -3.0), rtol=0, atol=1e-5)
 
@@ -131,7 +132,7 @@ def test_output_hidden_states_shows_steered_values(name: str, tmp_path: Path) ->
     with torch.no_grad():
         before = model(ids, output_hidden_states=True).hidden_states  # installs transformers' hooks
     path = tiny_models.vector_package(tmp_path / "v.mindvec", model)
-    with mindvec.steer(model, path, allow_unsigned=True):
+    with mindvec.steer(model, path, policy=Policy(allow_unsigned=True)):
         with torch.no_grad():
             after = model(ids, output_hidden_states=True).hidden_states
     torch.testing.assert_close(
@@ -150,8 +151,8 @@ def test_handles_compose_one_hook_per_site_and_scale_is_live(tmp_path: Path) -> 
     cap = attach(model, ("decoder", 1, "resid_post"), lambda t: seen.__setitem__("t", t.detach().clone()))
     _run(model, "mistral")
     base = seen["t"]
-    h1 = mindvec.steer(model, p1, scale=1.0, allow_unsigned=True)
-    h2 = mindvec.steer(model, p2, scale=3.0, allow_unsigned=True)
+    h1 = mindvec.steer(model, p1, scale=1.0, policy=Policy(allow_unsigned=True))
+    h2 = mindvec.steer(model, p2, scale=3.0, policy=Policy(allow_unsigned=True))
     assert len(block._forward_hooks) == 2  # the capture and ONE steering hook
     _run(model, "mistral")
     torch.testing.assert_close(seen["t"] - base, (v1 + 3.0 * v2).expand_as(base), rtol=0, atol=1e-5)
@@ -171,16 +172,18 @@ def test_handles_compose_one_hook_per_site_and_scale_is_live(tmp_path: Path) -> 
 def test_weighted_vectors_and_layers(tmp_path: Path) -> None:
     model = tiny_models.build("llama")
     path = tiny_models.vector_package(tmp_path / "v.mindvec", model, layers=(0, 2))
-    with mindvec.steer(model, mindvec.open(path), allow_unsigned=True) as h:  # a Package works too
+    with mindvec.steer(
+        model, mindvec.open(path), policy=Policy(allow_unsigned=True)
+    ) as h:  # a Package works too
         assert [s.layer for s in h.sites] == [0, 2] and h.active
     assert not h.active
-    with mindvec.steer(model, path, layers=[2], allow_unsigned=True) as h:
+    with mindvec.steer(model, path, layers=[2], policy=Policy(allow_unsigned=True)) as h:
         assert [s.layer for s in h.sites] == [2]
-    with mindvec.steer(model, path, vector={"v": 0.5}, scale=4.0, allow_unsigned=True) as h:
+    with mindvec.steer(model, path, vector={"v": 0.5}, scale=4.0, policy=Policy(allow_unsigned=True)) as h:
         assert h.scale == 4.0
         assert h._entries[0].op.scale == 2.0
     with pytest.raises(UsageError) as err:
-        mindvec.steer(model, path, layers=[1], allow_unsigned=True)
+        mindvec.steer(model, path, layers=[1], policy=Policy(allow_unsigned=True))
     assert err.value.code == "argument"
     assert _no_hooks(model)
 
@@ -194,7 +197,7 @@ def test_half_precision(dtype: str, tmp_path: Path) -> None:
     with attach(model, ("decoder", 1, "resid_post"), lambda t: seen.__setitem__("t", t.detach().clone())):
         _run(model, "llama")
         base = seen["t"]
-        with mindvec.steer(model, path, allow_unsigned=True) as h:
+        with mindvec.steer(model, path, policy=Policy(allow_unsigned=True)) as h:
             assert h._entries[0].op._delta.dtype == torch_dtype  # cast once at install
             _run(model, "llama")
     assert seen["t"].dtype == torch_dtype
@@ -221,13 +224,13 @@ def test_mismatch_576_vs_640_raises_before_any_hook(tmp_path: Path) -> None:
     path = tiny_models.vector_package(tmp_path / "v.mindvec", tiny(576))
     target = tiny(640)
     with pytest.raises(InvalidError) as err:
-        mindvec.steer(target, path, allow_unsigned=True)
+        mindvec.steer(target, path, policy=Policy(allow_unsigned=True))
     assert err.value.code == "model-mismatch"
     assert "hidden_size (package 576, model 640)" in err.value.message
     assert _no_hooks(target)
     with pytest.warns(UserWarning):
         with pytest.raises(InvalidError) as err2:  # strict=False warns, then the shape cannot fit
-            mindvec.steer(target, path, strict=False, allow_unsigned=True)
+            mindvec.steer(target, path, strict=False, policy=Policy(allow_unsigned=True))
     assert err2.value.code == "shape"
     assert _no_hooks(target)
 
@@ -246,9 +249,9 @@ def test_invalid_positions_and_package(tmp_path: Path) -> None:
     model = tiny_models.build("llama")
     path = tiny_models.vector_package(tmp_path / "v.mindvec", model)
     with pytest.raises(UsageError):
-        mindvec.steer(model, path, positions="middle", allow_unsigned=True)
+        mindvec.steer(model, path, positions="middle", policy=Policy(allow_unsigned=True))
     with pytest.raises(UsageError):
-        mindvec.steer(model, 42, allow_unsigned=True)
+        mindvec.steer(model, 42, policy=Policy(allow_unsigned=True))
     assert _no_hooks(model)
 
 
@@ -274,7 +277,7 @@ def _deltas(model: Any, path: Path, positions: Any, ids: Any, mask: Any, **kw: A
     post: list[Any] = []
     pre: list[Any] = []
     h_post = attach(model, ("decoder", 1, "resid_post"), lambda t: post.append(t.detach().clone()))
-    handle = mindvec.steer(model, path, positions=positions, allow_unsigned=True)
+    handle = mindvec.steer(model, path, positions=positions, policy=Policy(allow_unsigned=True))
     h_pre = attach(model, ("decoder", 1, "resid_post"), lambda t: pre.append(t.detach().clone()))
     out = _generate(model, ids, mask, **kw)
     for h in (h_pre, handle, h_post):
@@ -362,7 +365,7 @@ def test_padding_left_and_right_same_as_alone(llama: Any, tmp_path: Path, positi
         with torch.no_grad():
             return llama(ids, attention_mask=mask, position_ids=pos).logits
 
-    with mindvec.steer(llama, path, positions=positions, allow_unsigned=True):
+    with mindvec.steer(llama, path, positions=positions, policy=Policy(allow_unsigned=True)):
         ref = logits(alone, torch.ones_like(alone))[0]
         left = torch.cat([torch.zeros(1, 2, dtype=torch.long), alone], 1)
         lmask = torch.cat([torch.zeros(1, 2, dtype=torch.long), torch.ones_like(alone)], 1)
@@ -384,13 +387,13 @@ def test_signed_trusted_package_needs_no_opt_in(tmp_path: Path) -> None:
     alice, mallory = SecretKey.from_seed(bytes(range(1, 33))), SecretKey.from_seed(bytes(range(2, 34)))
     trust = TrustStore([TrustEntry("alice", alice.public_key)])
     good = tiny_models.vector_package(tmp_path / "a.mindvec", model, signers=[alice])
-    with mindvec.steer(model, good, trust=trust) as handle:
+    with mindvec.steer(model, good, policy=Policy(trust=trust)) as handle:
         assert handle.sites
     bad = tiny_models.vector_package(tmp_path / "m.mindvec", model, signers=[mallory])
     with pytest.raises(UnverifiedError) as err:
-        mindvec.steer(model, bad, trust=trust)
+        mindvec.steer(model, bad, policy=Policy(trust=trust))
     assert err.value.code == "untrusted-key"
-    mindvec.steer(model, bad, trust=trust, allow_untrusted=True).remove()
+    mindvec.steer(model, bad, policy=Policy(trust=trust, allow_untrusted=True)).remove()
     assert _no_hooks(model)
 
 
@@ -406,8 +409,6 @@ def test_hf_url_dispatches_to_hub_pull(tmp_path: Path, monkeypatch: pytest.Monke
         return mindvec.open(path)
 
     monkeypatch.setattr(hub, "pull", fake_pull)
-    with mindvec.steer(model, "hf://org/repo@main/v.mindvec", allow_unsigned=True):
+    with mindvec.steer(model, "hf://org/repo@main/v.mindvec", policy=Policy(allow_unsigned=True)):
         pass
-    assert calls == [
-        ("hf://org/repo@main/v.mindvec", {"trust": None, "allow_unsigned": True, "allow_untrusted": False})
-    ]
+    assert calls == [("hf://org/repo@main/v.mindvec", {"policy": Policy(allow_unsigned=True)})]

@@ -18,6 +18,7 @@ pytest.importorskip("gguf")
 import mindvec  # noqa: E402
 from mindvec.errors import InvalidError  # noqa: E402
 from mindvec.loader.binding import check_binding, model_ref  # noqa: E402
+from mindvec.policy import Policy  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "steer_smollm2.py"
 
@@ -63,7 +64,7 @@ def test_concept_logprob_rises_and_remove_restores(loaded: Any, package: Path) -
     with torch.no_grad():
         ref_logits = model(**enc).logits
     before = example.concept_logprob(model, tok)
-    with mindvec.steer(model, package, allow_unsigned=True):
+    with mindvec.steer(model, package, policy=Policy(allow_unsigned=True)):
         after = example.concept_logprob(model, tok)
     assert after - before > 5.0  # nats, summed over 6 prompts x 6 words
     with torch.no_grad():
@@ -86,7 +87,7 @@ def test_generated_positions_under_kv_cache(loaded: Any, package: Path) -> None:
             )
 
     plain = gen()
-    with mindvec.steer(model, package, positions="generated", scale=6.0, allow_unsigned=True):
+    with mindvec.steer(model, package, positions="generated", scale=6.0, policy=Policy(allow_unsigned=True)):
         steered = gen()
     assert torch.equal(steered.logits[0], plain.logits[0])
     assert not torch.allclose(steered.logits[1], plain.logits[1])
@@ -127,7 +128,7 @@ def test_wrong_width_package_is_refused_before_hooks(loaded: Any, tmp_path: Path
     }
     path = mindvec.write(tmp_path / "w.mindvec", manifest, {"v": np.ones(640, np.float32)})
     with pytest.raises(InvalidError) as err:
-        mindvec.steer(model, path, allow_unsigned=True)
+        mindvec.steer(model, path, policy=Policy(allow_unsigned=True))
     assert err.value.code == "model-mismatch"
     assert "hidden_size (package 640, model 576)" in err.value.message
     assert all(not m._forward_hooks for m in model.model.layers)

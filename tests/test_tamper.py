@@ -16,6 +16,7 @@ from factories import vector_manifest
 from mindvec import package
 from mindvec.errors import MindvecError
 from mindvec.keys import SecretKey
+from mindvec.policy import Policy
 from mindvec.trust import TrustEntry, TrustStore
 from mindvec.verification import verify
 
@@ -25,7 +26,7 @@ def test_every_bit_flip_fails_verification(tmp_path: Path) -> None:
     manifest, tensors = vector_manifest()
     path = package.write(tmp_path / "tiny.mindvec", manifest, tensors, signers=[key])
     store = TrustStore([TrustEntry("tester", key.public_key)])
-    assert verify(path, trust=store).verdict == "verified"
+    assert verify(path, policy=Policy(trust=store)).verdict == "verified"
     original = path.read_bytes()
     assert 300 <= len(original) <= 2048, len(original)
 
@@ -36,7 +37,7 @@ def test_every_bit_flip_fails_verification(tmp_path: Path) -> None:
         for offset, byte in enumerate(original):
             for bit in range(8):
                 os.pwrite(fd, bytes([byte ^ (1 << bit)]), offset)
-                report = verify(path, trust=store, detached=False)
+                report = verify(path, detached=False, policy=Policy(trust=store))
                 assert report.verdict != "verified", f"flip of bit {bit} at byte {offset} was accepted"
                 assert isinstance(report.error, MindvecError), (offset, bit, report.error)
                 codes[report.error.code] += 1
@@ -45,7 +46,7 @@ def test_every_bit_flip_fails_verification(tmp_path: Path) -> None:
     finally:
         os.close(fd)
     assert path.read_bytes() == original
-    assert verify(path, trust=store).verdict == "verified"
+    assert verify(path, policy=Policy(trust=store)).verdict == "verified"
     assert tried == 8 * len(original)
     summary = ", ".join(f"{code}={n}" for code, n in codes.most_common())
     print(f"\ntamper: {tried} single-bit flips of a {len(original)}-byte package, all rejected: {summary}")

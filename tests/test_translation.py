@@ -11,9 +11,12 @@ import pytest
 import mindvec
 from mindvec.errors import InvalidError, UsageError
 from mindvec.package import write
+from mindvec.policy import Policy
 from mindvec.translation import translate, translate_vector
 
 torch = pytest.importorskip("torch")
+
+UNSIGNED_OK = Policy(allow_unsigned=True)
 
 from mindvec.loader.binding import model_ref  # noqa: E402
 from mindvec.loader.sites import attach  # noqa: E402
@@ -118,7 +121,7 @@ def test_translate_writes_package_with_parents(models: Any, tmp_path: Path) -> N
     teacher, student = models
     vec = tiny_models.vector_package(tmp_path / "v.mindvec", teacher, scale=3.0)
     mp, weight = _mapping_package(tmp_path / "m.mindvec", teacher, student, "affine")
-    out = translate(vec, mp, tmp_path / "t.mindvec", created="2026-02-02T00:00:00Z")
+    out = translate(vec, mp, tmp_path / "t.mindvec", created="2026-02-02T00:00:00Z", policy=UNSIGNED_OK)
     pkg = mindvec.open(out)
     spec = pkg.vector()
     np.testing.assert_allclose(pkg.tensor(spec.sites[0].tensor), weight @ _v(vec), rtol=1e-5, atol=1e-5)
@@ -133,7 +136,7 @@ def test_translate_writes_package_with_parents(models: Any, tmp_path: Path) -> N
     assert spec.method["kind"] == "translated"
     assert pkg.manifest["models"][spec.model]["hidden_size"] == D_OUT
     assert spec.sites[0].mean_norm == C_TGT
-    again = translate(vec, mp, tmp_path / "t2.mindvec", created="2026-02-02T00:00:00Z")
+    again = translate(vec, mp, tmp_path / "t2.mindvec", created="2026-02-02T00:00:00Z", policy=UNSIGNED_OK)
     assert again.read_bytes() == out.read_bytes()  # reproducible
 
 
@@ -141,17 +144,17 @@ def test_via_and_translate_agree_with_each_other_and_by_hand(models: Any, tmp_pa
     teacher, student = models
     vec = tiny_models.vector_package(tmp_path / "v.mindvec", teacher, scale=3.0)
     mp, weight = _mapping_package(tmp_path / "m.mindvec", teacher, student, "affine")
-    translated = translate(vec, mp, tmp_path / "t.mindvec")
+    translated = translate(vec, mp, tmp_path / "t.mindvec", policy=UNSIGNED_OK)
     tv = translate_vector(vec, mp)
     ids = tiny_models.input_ids()
     seen: list[Any] = []
     with attach(student, ("decoder", 2, "resid_post"), lambda t: seen.append(t.detach().clone())):
         with torch.no_grad():
             student(ids)
-            with mindvec.steer(student, vec, via=mp, allow_unsigned=True) as handle:
+            with mindvec.steer(student, vec, via=mp, policy=Policy(allow_unsigned=True)) as handle:
                 assert handle.scale == pytest.approx(tv.scale)
                 via_logits = student(ids).logits
-            with mindvec.steer(student, translated, allow_unsigned=True):
+            with mindvec.steer(student, translated, policy=Policy(allow_unsigned=True)):
                 tr_logits = student(ids).logits
     base, via_site, tr_site = seen
     assert torch.equal(via_logits, tr_logits)
@@ -165,7 +168,7 @@ def test_via_checks_models(models: Any, tmp_path: Path) -> None:
     vec = tiny_models.vector_package(tmp_path / "v.mindvec", teacher)
     mp, _ = _mapping_package(tmp_path / "m.mindvec", teacher, student, "affine")
     with pytest.raises(InvalidError) as err:  # the mapping targets the student, not the teacher
-        mindvec.steer(teacher, vec, via=mp, allow_unsigned=True)
+        mindvec.steer(teacher, vec, via=mp, policy=Policy(allow_unsigned=True))
     assert err.value.code == "model-mismatch"
     other = tiny_models.vector_package(tmp_path / "o.mindvec", tiny_models.build("mistral"))
     with pytest.raises(InvalidError) as err:  # the vector is not from the mapping's source model
@@ -178,4 +181,4 @@ def test_via_checks_models(models: Any, tmp_path: Path) -> None:
     with pytest.raises(UsageError):
         translate_vector(vec, mp, mapping="nope")
     with pytest.raises(UsageError):
-        mindvec.steer(student, vec, via=mp, layers=[1], allow_unsigned=True)
+        mindvec.steer(student, vec, via=mp, layers=[1], policy=Policy(allow_unsigned=True))

@@ -27,6 +27,7 @@ if str(_ROOT) not in sys.path:
 
 from conformance_tests.tagged import tag  # noqa: E402
 from mindvec.errors import MindvecError  # noqa: E402
+from mindvec.policy import Policy  # noqa: E402
 
 EXIT_REJECTED = 1
 EXIT_CRASH = 3
@@ -55,7 +56,9 @@ def decode(path: str) -> dict[str, Any]:
 def verify(path: str, trust: str, state: str | None, now: str | None, threshold: int) -> dict[str, Any]:
     import mindvec
 
-    report = mindvec.verify(path, trust=trust, threshold=threshold, state=state, now=now, detached=False)
+    report = mindvec.verify(
+        path, detached=False, policy=Policy(trust=trust, threshold=threshold, state=state, now=now)
+    )
     if report.error is not None:
         raise report.error
     return {

@@ -33,7 +33,7 @@ EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mindvec import __version__
+    from mindvec._version import __version__
 
     parser = argparse.ArgumentParser(prog="mindvec", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"mindvec {__version__}")

@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from mindvec.cli.options import add_policy_arguments, policy_from_args
 from mindvec.text import escape as esc
 
 
@@ -47,15 +48,9 @@ def register(subparsers: Any) -> None:
     )
     pull.add_argument("repo", help="namespace/name, or hf://org/repo[@rev]/file.mindvec")
     pull.add_argument("file", nargs="?", help="the .mindvec file in the repo (default: the only one)")
-    pull.add_argument("--trust", help="trust store (default: $XDG_CONFIG_HOME/mindvec/allowed_signers)")
-    pull.add_argument("--state", help="rollback/TOFU state file (default with --tofu: the XDG state file)")
+    add_policy_arguments(pull, repo=False)
     pull.add_argument(
         "--tofu", action="store_true", help="pin the publisher's key for this repo on first use"
-    )
-    pull.add_argument("--threshold", type=int, default=1, help="trusted signatures required (default 1)")
-    pull.add_argument("--allow-unsigned", action="store_true", help="accept an unsigned package")
-    pull.add_argument(
-        "--allow-untrusted", action="store_true", help="accept a valid signature by an unknown key"
     )
     pull.add_argument("--cache-dir", help="mindvec's cache (default: $MINDVEC_CACHE or ~/.cache/mindvec)")
     pull.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -97,12 +92,8 @@ def _pull(args: argparse.Namespace) -> int:
         repo,
         filename,
         revision=revision,
-        trust=args.trust,
+        policy=policy_from_args(args),
         tofu=args.tofu,
-        state=args.state,
-        allow_unsigned=args.allow_unsigned,
-        allow_untrusted=args.allow_untrusted,
-        threshold=args.threshold,
         endpoint=args.endpoint,
         token=args.token,
         cache_dir=args.cache_dir,
@@ -110,7 +101,7 @@ def _pull(args: argparse.Namespace) -> int:
     report = result.report
     signers = [
         f"{esc(s.principal or '?')} ({s.keyid})" if s.trusted else f"{s.keyid} ({s.reason})"
-        for s in getattr(report, "signatures", [])
+        for s in report.signatures
     ]
     if args.json:
         doc = {
@@ -121,13 +112,13 @@ def _pull(args: argparse.Namespace) -> int:
             "sha256": result.sha256,
             "path": str(result.path),
             "from_cache": result.from_cache,
-            "verification": report.to_dict() if hasattr(report, "to_dict") else None,
+            "verification": report.to_dict(),
         }
         print(json.dumps(doc, indent=1, sort_keys=True))
         return 0
     print(f"pulled   {result.repo_id}/{result.filename} at commit {result.commit}")
     print(f"sha256   {result.sha256} (matches the Hub's LFS etag)")
-    print(f"verdict  {getattr(report, 'verdict', '?')}" + (" (allowed by opt-in)" if report.allowed else ""))
+    print(f"verdict  {report.verdict}" + (" (allowed by opt-in)" if report.allowed else ""))
     print(f"signers  {', '.join(signers) or 'none'}")
     print(f"identity {result.package.identity.hex()}")
     print(

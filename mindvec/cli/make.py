@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mindvec.cli.options import add_policy_arguments, policy_from_args
 from mindvec.errors import UsageError
 
 DEFAULT_LICENSE = "CC-BY-4.0"
@@ -96,6 +97,7 @@ def register(subparsers: Any) -> None:
     tr.add_argument("mapping_package", help="package holding the map")
     tr.add_argument("--vector", help="vector name (default: the only one)")
     tr.add_argument("--mapping", help="mapping name (default: the one matching the vector's sites)")
+    add_policy_arguments(tr)
     _common(tr, models=False)
     tr.set_defaults(func=run_translate)
 
@@ -412,5 +414,6 @@ def run_translate(args: argparse.Namespace) -> int:
         vector=args.vector,
         mapping=args.mapping,
         signers=_signers(args),
+        policy=policy_from_args(args),
     )
     return _done(Path(out))

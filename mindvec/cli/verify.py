@@ -21,10 +21,10 @@ import json
 import sys
 from typing import Any
 
+from mindvec.cli.options import add_policy_arguments, policy_from_args
 from mindvec.errors import UsageError
 from mindvec.policy import UNDECIDED
 from mindvec.text import escape as esc
-from mindvec.trust import default_trust_path
 from mindvec.verification import VerifyReport, verify
 
 EXIT_USAGE = 2
@@ -39,11 +39,7 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("file", help="the .mindvec file")
-    parser.add_argument("--trust", help=f"trust store (default {default_trust_path()})")
-    parser.add_argument("--state", help="rollback state file; a verified package is recorded there")
-    parser.add_argument("--threshold", type=int, default=1, help="trusted signatures required (default 1)")
-    parser.add_argument("--now", help="check validity windows at this UTC time (ISO 8601); default: now")
-    parser.add_argument("--repo", help="the Hub repo the file came from (for repos= scopes)")
+    add_policy_arguments(parser, opt_ins=False)
     parser.add_argument("--no-detached", action="store_true", help="ignore FILE.sig")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(func=run)
@@ -51,15 +47,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        report = verify(
-            args.file,
-            trust=args.trust,
-            threshold=args.threshold,
-            state=args.state,
-            now=args.now,
-            repo=args.repo,
-            detached=False if args.no_detached else None,
-        )
+        report = verify(args.file, policy_from_args(args), detached=False if args.no_detached else None)
     except UsageError as exc:
         print(f"error[{exc.code}]: {exc.message}", file=sys.stderr)
         return EXIT_USAGE

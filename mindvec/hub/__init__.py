@@ -4,7 +4,7 @@
 model card rendered only from the signed manifest (:mod:`mindvec.hub.card`). ``pull``
 (:mod:`mindvec.hub.download`, where the fixed order of its checks is written down) downloads
 pinned to a commit into mindvec's own staging folder, checks the transfer, verifies with
-:func:`mindvec.policy.enforce`, and only then moves the file into mindvec's cache
+:func:`mindvec.verification.enforce`, and only then moves the file into mindvec's cache
 (:mod:`mindvec.hub.cache`). ``huggingface_hub`` is imported only when a Hub call is made
 (extra ``mindvec[hub]``).
 """

@@ -9,7 +9,7 @@
    commit without any network call and checks only its size);
 3. check the file's sha256 against the Hub's LFS etag (this protects the transfer only);
 4. verify structure and signatures, then trust, scope and rollback
-   (:func:`mindvec.policy.enforce`), before anything beyond the preamble, the manifest
+   (:func:`mindvec.verification.enforce`), before anything beyond the preamble, the manifest
    and the signatures is parsed; then the schema, the header and every tensor digest;
 5. only then move the file into mindvec's cache
    (``<cache>/hub/<org>/<repo>/<commit>/<file>``). A file already in the cache is
@@ -30,25 +30,18 @@ same full verification; ``PullResult.offline`` says so. ``endpoint`` defaults to
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
+from mindvec import container
 from mindvec._fs import sha256_file
 from mindvec.errors import MindvecError, UnverifiedError, UsageError
-
-if TYPE_CHECKING:
-    from mindvec.keys import PublicKey
-    from mindvec.package import Package
-    from mindvec.state import State
-    from mindvec.trust import TrustStore
-
 from mindvec.hub.cache import cache_root, cached_path, quarantine
 from mindvec.hub.client import HubUnreachable, endpoint_url, hf_module, hub_error, hub_errors
 from mindvec.hub.names import (
@@ -62,6 +55,12 @@ from mindvec.hub.names import (
     is_hf_url,
     parse_hf_url,
 )
+from mindvec.keys import PublicKey
+from mindvec.package import Package
+from mindvec.package import open as open_package
+from mindvec.policy import Policy, from_legacy
+from mindvec.state import State
+from mindvec.verification import VerifyReport, enforce
 
 
 @dataclass
@@ -76,7 +75,7 @@ class PullResult:
     sha256: str
     path: Path
     from_cache: bool
-    report: Any = None
+    report: VerifyReport
     offline: bool = False  # the Hub was unreachable: the cached copy was verified, not re-compared
 
 
@@ -203,8 +202,6 @@ def _publisher_keys(
     endpoint: str | None,
 ) -> dict[bytes, PublicKey]:
     """Public key files the repo publishes at ``commit`` (a hint for TOFU, never trust by themselves)."""
-    from mindvec.keys import PublicKey
-
     keys: dict[bytes, PublicKey] = {}
     for name in key_files[:16]:
         got = _fetch_pinned(hf, repo_id, name, commit, staging / "hf-keys", token, endpoint)
@@ -214,17 +211,6 @@ def _publisher_keys(
     return keys
 
 
-@dataclass
-class _Policy:
-    trust: TrustStore
-    state: State | None
-    tofu: bool
-    allow_unsigned: bool
-    allow_untrusted: bool
-    threshold: int
-    now: Any
-
-
 def _offered_key(path: Path, offered: dict[bytes, PublicKey]) -> PublicKey | None:
     """The published key (``keys/<keyid>.pub``) of the first signer of ``path``, for TOFU.
 
@@ -232,8 +218,6 @@ def _offered_key(path: Path, offered: dict[bytes, PublicKey]) -> PublicKey | Non
     trust by itself: the policy pins it only after it produced a valid signature, and refuses a
     key other than the pinned one later.
     """
-    from mindvec import container
-
     for entry in container.read_raw(path).signatures:
         key = offered.get(entry.keyid)
         if key is not None:
@@ -241,83 +225,17 @@ def _offered_key(path: Path, offered: dict[bytes, PublicKey]) -> PublicKey | Non
     return None
 
 
-def _gate(path: Path, repo_id: str, policy: _Policy, tofu_key: PublicKey | None) -> None:
-    """Refuse on signature, trust, scope, TOFU pin or rollback from the preamble, manifest and
-    signatures alone, before the payload is parsed at all.
+def _verify_file(path: Path, policy: Policy, offered: dict[bytes, PublicKey]) -> VerifyReport:
+    """Verify a local file completely; returns the report, or raises the first failure.
 
-    This only refuses earlier; :func:`mindvec.policy.enforce` (run next, on the whole file)
-    stays the one authority that accepts. A manifest whose package id or version cannot be read
-    is left to that full verification, which names the defect.
+    First the prefix only (preamble, manifest, signatures): signature, trust, scope, pin and
+    rollback are decided before any payload byte is parsed. Then the whole fixed check order,
+    which records the version in the state file and pins the publisher key on first use.
+    Both are the one decision of :mod:`mindvec.policy`, run by :func:`enforce`.
     """
-    from mindvec import canonical, container
-    from mindvec import policy as policy_mod
-    from mindvec.trust import TrustEntry
-
-    raw = container.read_raw(path)  # structure and bounds; reads no payload byte
-    store = policy.trust
-    pinned = policy.state.pin(repo_id) if policy.state is not None else None
-    offered = pinned or tofu_key
-    if offered is not None and not store.is_revoked(offered.keyid):
-        store = store.with_entries([TrustEntry(f"tofu:{repo_id}", offered, repos=(repo_id,))])
-    results: list[policy_mod.SignatureResult] = []
-    entries = [(entry, "embedded") for entry in raw.signatures]
-    policy_mod.check_signatures(raw.manifest_bytes, entries, store, results)  # bad-signature
-    manifest = canonical.decode(raw.manifest_bytes)
-    meta = manifest.get("package") if isinstance(manifest, dict) else None
-    package_id = meta.get("id") if isinstance(meta, dict) else None
-    version = meta.get("version") if isinstance(meta, dict) else None
-    if not isinstance(package_id, str) or not isinstance(version, int) or isinstance(version, bool):
-        return
-    error = policy_mod.decide(
-        results,
-        store,
-        package_id=package_id,
-        repo=repo_id,
-        now=policy_mod.resolve_now(policy.now),
-        threshold=policy.threshold,
-    )
-    if pinned is not None and (error is None or error.code not in ("revoked", "expired", "scope")):
-        if not any(r.valid and r.keyid == pinned.keyid_hex for r in results):
-            signers = ", ".join(sorted(e.keyid.hex() for e in raw.signatures)) or "nobody (it is unsigned)"
-            error = UnverifiedError(
-                "key-pin",
-                f"{repo_id} is pinned to the publisher key {pinned.keyid_hex} (trust on first use), but this "
-                f"file is signed by {signers}: the publisher's key changed. If they rotated keys, apply "
-                "their rotation record (mindvec trust rotate); otherwise do not use this file",
-            )
-    if error is not None and not (
-        (error.code == "no-signature" and policy.allow_unsigned)
-        or (error.code == "untrusted-key" and policy.allow_untrusted)
-    ):
-        raise error
-    if policy.state is not None:
-        policy.state.check(package_id, version, hashlib.sha256(raw.manifest_bytes).digest())  # rollback
-
-
-def _verify_file(path: Path, repo_id: str, policy: _Policy, offered: dict[bytes, PublicKey]) -> Any:
-    """Verify a local file completely; returns the :class:`~mindvec.verification.VerifyReport`.
-
-    First :func:`_gate` decides signature, trust, scope, pin and rollback from the preamble,
-    manifest and signatures only. Then :func:`mindvec.policy.enforce` runs the whole fixed check
-    order on the file (structure, signatures over the exact manifest bytes, decode, schema,
-    header, every tensor digest, trust policy, rollback), records the version in the state file
-    and pins the publisher key on first use. The first failure raises.
-    """
-    from mindvec import policy as policy_mod
-
-    tofu_key = _offered_key(path, offered) if policy.tofu else None
-    _gate(path, repo_id, policy, tofu_key)
-    return policy_mod.enforce(
-        path,
-        trust=policy.trust,
-        state=policy.state,
-        threshold=policy.threshold,
-        allow_unsigned=policy.allow_unsigned,
-        allow_untrusted=policy.allow_untrusted,
-        repo=repo_id,
-        now=policy.now,
-        tofu_key=tofu_key,
-    )
+    tofu_key = _offered_key(path, offered)
+    enforce(path, policy, tofu_key=tofu_key, prefix_only=True)
+    return enforce(path, policy, tofu_key=tofu_key)
 
 
 @contextlib.contextmanager
@@ -349,30 +267,21 @@ def pull_verified(
     filename: str | None = None,
     *,
     revision: str | None = None,
-    trust: TrustStore | str | os.PathLike[str] | None = None,
+    policy: Policy | None = None,
     tofu: bool = False,
-    state: State | str | os.PathLike[str] | None = None,
-    allow_unsigned: bool = False,
-    allow_untrusted: bool = False,
-    threshold: int = 1,
     endpoint: str | None = None,
     token: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
-    now: Any = None,
+    **legacy: Any,
 ) -> PullResult:
     """:func:`pull`, returning the package together with the commit, sha256 and verification report."""
-    from mindvec.state import State
-    from mindvec.trust import TrustStore
-
     check_repo_id(repo_id)
     if filename is not None:
         check_filename(filename)
     check_revision(revision)
-    store = TrustStore.coerce(trust)
-    state_obj = State.coerce(state)
-    if tofu and state_obj is None:
-        state_obj = State()  # TOFU pins live in the state file; default path when none is given
-    policy = _Policy(store, state_obj, tofu, allow_unsigned, allow_untrusted, threshold, now)
+    policy = from_legacy(policy, legacy, "pull").with_repo(repo_id)
+    if tofu and policy.state is None:
+        policy = replace(policy, state=State())  # TOFU pins live in the state file (default path)
     root = cache_root(cache_dir)
     hf = hf_module()
     endpoint = endpoint_url(endpoint)
@@ -399,7 +308,7 @@ def pull_verified(
         if final.is_file():
             if _sha256_hex(final) == resolved.etag:
                 try:
-                    report = _verify_file(final, repo_id, policy, offered)
+                    report = _verify_file(final, policy, offered if tofu else {})
                 except MindvecError as exc:
                     raise _reject(exc, root, repo_id, commit, name, final) from None
                 return _result(report, final, repo_id, name, revision, commit, resolved.etag, from_cache=True)
@@ -427,10 +336,11 @@ def pull_verified(
                     f"sha256 {resolved.etag}; the transfer was corrupted or tampered with, retry the pull",
                 )
             # 4. structure and signatures first, then the rest, then trust, scope, pin and rollback
-            report = _verify_file(staged, repo_id, policy, offered)
+            report = _verify_file(staged, policy, offered if tofu else {})
         except MindvecError as exc:
             raise _reject(exc, root, repo_id, commit, name, staged) from None
         verified = report.package
+        assert verified is not None  # a full check that passed opened it
         manifest_bytes, signatures = verified.manifest_bytes, list(verified.signatures)
         verified.close()
 
@@ -441,8 +351,6 @@ def pull_verified(
             os.chmod(final, 0o444)
 
     # hand out the cached file: same manifest and signatures as verified, tensors checked on access
-    from mindvec.package import open as open_package
-
     try:
         package = open_package(final)
     except MindvecError as exc:
@@ -458,7 +366,7 @@ def pull_verified(
 
 
 def _result(
-    report: Any,
+    report: VerifyReport,
     path: Path,
     repo_id: str,
     name: str,
@@ -468,6 +376,7 @@ def _result(
     *,
     from_cache: bool,
 ) -> PullResult:
+    assert report.package is not None
     return PullResult(
         package=report.package,
         repo_id=repo_id,
@@ -502,13 +411,13 @@ def _offline_candidate(root: Path, repo_id: str, filename: str | None, revision:
 
 
 def _verify_cached_offline(
-    path: Path, root: Path, repo_id: str, revision: str | None, policy: _Policy
+    path: Path, root: Path, repo_id: str, revision: str | None, policy: Policy
 ) -> PullResult:
     """Without the Hub, a cached file is used only after the full verification (no etag to compare)."""
     commit = path.relative_to(root / "hub" / repo_id).parts[0]
     name = path.relative_to(root / "hub" / repo_id / commit).as_posix()
     try:
-        report = _verify_file(path, repo_id, policy, {})
+        report = _verify_file(path, policy, {})
     except MindvecError as exc:
         raise _reject(exc, root, repo_id, commit, name, path) from None
     result = _result(report, path, repo_id, name, revision, commit, _sha256_hex(path), from_cache=True)
@@ -531,23 +440,19 @@ def pull(
     filename: str | None = None,
     *,
     revision: str | None = None,
-    trust: TrustStore | str | os.PathLike[str] | None = None,
+    policy: Policy | None = None,
     tofu: bool = False,
-    state: State | str | os.PathLike[str] | None = None,
-    allow_unsigned: bool = False,
-    allow_untrusted: bool = False,
     endpoint: str | None = None,
     token: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
-    threshold: int = 1,
-    now: Any = None,
+    **legacy: Any,
 ) -> Package:
     """Download a package from the Hub and return it only once it is proven (see the module doc).
 
-    ``repo_id`` may also be an ``hf://org/repo[@rev][/file.mindvec]`` URL. ``trust``: a trust
-    store or its path (default: the XDG default). ``tofu=True`` pins the publisher's key for this
-    repo in the state file on first use and refuses a different key later (``key-pin``); a pinned
-    key counts as trusted for this repo only. ``state``: the rollback/TOFU state file.
+    ``repo_id`` may also be an ``hf://org/repo[@rev][/file.mindvec]`` URL. ``policy``: the
+    :class:`~mindvec.policy.Policy` (its ``repo`` is set to ``repo_id``). ``tofu=True`` pins
+    the publisher's key for this repo in the state file on first use and refuses a different key
+    later (``key-pin``); a pinned key counts as trusted for this repo only.
     """
     if is_hf_url(repo_id):
         url = parse_hf_url(repo_id)
@@ -558,14 +463,9 @@ def pull(
         repo_id,
         filename,
         revision=revision,
-        trust=trust,
+        policy=from_legacy(policy, legacy, "pull"),
         tofu=tofu,
-        state=state,
-        allow_unsigned=allow_unsigned,
-        allow_untrusted=allow_untrusted,
-        threshold=threshold,
         endpoint=endpoint,
         token=token,
         cache_dir=cache_dir,
-        now=now,
     ).package

@@ -2,7 +2,7 @@
 
 Order of work, so that nothing is installed unless everything checks out:
 open the package (path, Package, or ``hf://org/repo[@rev]/file`` via ``mindvec.hub.pull``)
--> signature policy (``mindvec.policy.enforce``) -> pick vectors -> model binding check
+-> signature policy (``mindvec.verification.enforce``) -> pick vectors -> model binding check
 (``check_binding``) -> load tensors (digest-checked) -> resolve every site -> install.
 
 One hook per site and per model: every handle's operations at a site run inside that one
@@ -13,11 +13,11 @@ the model bit for bit.
 
 from __future__ import annotations
 
-import os
+import contextlib
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,7 +25,16 @@ from mindvec.errors import InvalidError, UsageError
 from mindvec.loader.binding import check_binding, text_config
 from mindvec.loader.hooks import ContextRecorder, Operation, Positions, check_positions
 from mindvec.loader.sites import HookPoint, SiteHandle, attach, resolve
+from mindvec.manifest import VectorSite, VectorSpec
+from mindvec.package import Package, PackageSource
+from mindvec.payload import as_float32
+from mindvec.policy import Policy, from_legacy
 from mindvec.site import Site, as_site
+from mindvec.translation import translate_vector
+from mindvec.verification import open_verified
+
+if TYPE_CHECKING:
+    import torch
 
 VectorChoice = str | Sequence[str] | Mapping[str, float] | None
 
@@ -177,25 +186,16 @@ class _Plan:
     positions: Positions
 
 
-def _open_checked(package: Any, *, trust: Any, allow_unsigned: bool, allow_untrusted: bool) -> Any:
-    """Open ``package`` and apply the signature policy; returns the Package."""
+def _open(package: PackageSource, policy: Policy) -> tuple[Package, bool]:
+    """Open and check ``package`` (a path, a Package or an ``hf://`` URL) under ``policy``."""
     if isinstance(package, str) and package.startswith("hf://"):
         from mindvec import hub  # lazily: needs huggingface_hub
 
-        return hub.pull(package, trust=trust, allow_unsigned=allow_unsigned, allow_untrusted=allow_untrusted)
-    if isinstance(package, (str, os.PathLike)):
-        from mindvec.package import open as open_package
-
-        package = open_package(package)
-    if not hasattr(package, "manifest") or not hasattr(package, "tensor"):
-        raise UsageError("argument", "package must be a path, an hf:// URL or a mindvec.Package")
-    from mindvec.policy import enforce
-
-    report = enforce(package, trust=trust, allow_unsigned=allow_unsigned, allow_untrusted=allow_untrusted)
-    return getattr(report, "package", None) or package
+        return hub.pull(package, policy=policy), True
+    return open_verified(package, policy)
 
 
-def _choices(pkg: Any, vector: VectorChoice) -> list[tuple[Any, float]]:
+def _choices(pkg: Package, vector: VectorChoice) -> list[tuple[VectorSpec, float]]:
     if vector is None or isinstance(vector, str):
         return [(pkg.vector(vector), 1.0)]
     if isinstance(vector, Mapping):
@@ -203,13 +203,11 @@ def _choices(pkg: Any, vector: VectorChoice) -> list[tuple[Any, float]]:
     return [(pkg.vector(name), 1.0) for name in vector]
 
 
-def _values(pkg: Any, name: str) -> np.ndarray[Any, Any]:
-    from mindvec.payload import as_float32
-
+def _values(pkg: Package, name: str) -> np.ndarray[Any, Any]:
     return np.array(as_float32(pkg.tensor(name), pkg.tensor_info(name).dtype), dtype=np.float32)
 
 
-def _filter_layers(spec: Any, layers: Sequence[int] | None) -> list[Any]:
+def _filter_layers(spec: VectorSpec, layers: Sequence[int] | None) -> list[VectorSite]:
     if layers is None:
         return list(spec.sites)
     have = sorted({vs.site.layer for vs in spec.sites})
@@ -223,7 +221,7 @@ def _filter_layers(spec: Any, layers: Sequence[int] | None) -> list[Any]:
 
 
 def _direct_plans(
-    model: Any, pkg: Any, vector: VectorChoice, layers: Sequence[int] | None, strict: bool
+    model: torch.nn.Module, pkg: Package, vector: VectorChoice, layers: Sequence[int] | None, strict: bool
 ) -> list[_Plan]:
     plans = []
     for spec, weight in _choices(pkg, vector):
@@ -244,10 +242,13 @@ def _direct_plans(
 
 
 def _via_plans(
-    model: Any, pkg: Any, mpkg: Any, vector: VectorChoice, layers: Sequence[int] | None, strict: bool
+    model: torch.nn.Module,
+    pkg: Package,
+    mpkg: Package,
+    vector: VectorChoice,
+    layers: Sequence[int] | None,
+    strict: bool,
 ) -> list[_Plan]:
-    from mindvec.translation import translate_vector
-
     plans = []
     for spec, weight in _choices(pkg, vector):
         tv = translate_vector(pkg, mpkg, vector=spec.name)
@@ -262,7 +263,7 @@ def _via_plans(
     return plans
 
 
-def _like(point: HookPoint) -> Any:
+def _like(point: HookPoint) -> torch.Tensor:
     import torch
 
     block = point.stack.block(point.site.layer)
@@ -273,18 +274,17 @@ def _like(point: HookPoint) -> Any:
 
 
 def steer(
-    model: Any,
-    package: Any,
+    model: torch.nn.Module,
+    package: PackageSource,
     *,
     vector: VectorChoice = None,
     scale: float | None = None,
     layers: Sequence[int] | None = None,
     positions: Positions | None = None,
-    via: Any = None,
+    via: PackageSource | None = None,
     strict: bool = True,
-    allow_unsigned: bool = False,
-    allow_untrusted: bool = False,
-    trust: Any = None,
+    policy: Policy | None = None,
+    **legacy: Any,
 ) -> SteeringHandle:
     """Steer ``model`` with a package's vector(s); returns a removable handle.
 
@@ -296,29 +296,35 @@ def steer(
       (default: the vector's own).
     - ``via``: a mapping package; the vector is translated (``W v``) into this model with
       the recommended scale of :mod:`mindvec.translation`.
-    - ``strict=False`` turns a model-mismatch into a warning; ``allow_unsigned`` /
-      ``allow_untrusted`` relax the signature policy; ``trust`` is a trust store or path.
+    - ``strict=False`` turns a model-mismatch into a warning.
+    - ``policy``: the :class:`~mindvec.policy.Policy` both packages must pass (default: signed
+      by a key in the default trust store). The 0.1 keywords ``trust``, ``allow_unsigned``
+      and ``allow_untrusted`` still work, with a DeprecationWarning.
+
+    Packages opened here (from a path or a URL) are closed before this returns; the vectors
+    are copied, so the handle holds no file open.
     """
     if positions is not None:
         positions = check_positions(positions)
     if scale is not None and not np.isfinite(float(scale)):
         raise UsageError("argument", "scale must be a finite number")
-    opts = {"trust": trust, "allow_unsigned": allow_unsigned, "allow_untrusted": allow_untrusted}
-    pkg = _open_checked(package, **opts)
-    if via is None:
-        plans = _direct_plans(model, pkg, vector, layers, strict)
-    else:
-        plans = _via_plans(model, pkg, _open_checked(via, **opts), vector, layers, strict)
+    checked = from_legacy(policy, legacy, "steer")
+    with contextlib.ExitStack() as opened:
+        pkg = _enter(opened, _open(package, checked))
+        if via is None:
+            plans = _direct_plans(model, pkg, vector, layers, strict)
+        else:
+            plans = _via_plans(model, pkg, _enter(opened, _open(via, checked)), vector, layers, strict)
     hidden = getattr(text_config(model), "hidden_size", None)
     points = [resolve(model, p.site) for p in plans]  # site errors before any hook exists
+    import torch
+
     ops = []
     for plan, point in zip(plans, points, strict=True):
         if hidden is not None and plan.values.shape != (hidden,):
             raise InvalidError(
                 "shape", f"vector {plan.vector!r} has shape {plan.values.shape}, model hidden {hidden}"
             )
-        import torch
-
         s = (float(scale) if scale is not None else plan.scale) * plan.weight
         pos = positions if positions is not None else plan.positions
         ops.append(Operation(plan.operation, torch.from_numpy(plan.values), s, pos, like=_like(point)))
@@ -328,3 +334,10 @@ def steer(
         steerer.install(point, op)
         entries.append(_Entry(plan.vector, plan.site, op, plan.weight))
     return SteeringHandle(steerer, entries, None if scale is None else float(scale))
+
+
+def _enter(stack: contextlib.ExitStack[bool | None], opened: tuple[Package, bool]) -> Package:
+    package, mine = opened
+    if mine:
+        stack.callback(package.close)
+    return package
