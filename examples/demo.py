@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     from mindvec.fit.correspondence import heatmap
     from mindvec.fit.pairing import split_chunks
     from mindvec.fit.pipeline import FitState, collect_state, finish_state, screen_layers
-    from mindvec.fit.vectors import extract
+    from mindvec.fit.vectors import extract_at_sites as extract
     from mindvec.keys import SecretKey
     from mindvec.policy import Policy
     from mindvec.translation import translate, translate_vector

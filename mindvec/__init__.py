@@ -1,6 +1,8 @@
 """mindvec: signed steering vectors and cross-model maps.
 
-The public API is small and fixed; everything else is reached through submodules.
+The public API is small and fixed: ``open``, ``write``, ``verify``, ``steer``,
+``translate``, ``Policy``, ``Package``, ``PackageBuilder``, ``VerifyReport``,
+``SteeringHandle`` and the error classes. Everything else is reached through submodules.
 Names are imported lazily so that ``import mindvec`` never imports torch: reading
 and verifying a package needs only numpy and the core dependencies.
 """
@@ -33,6 +35,7 @@ _LAZY: dict[str, str] = {
     "translate": "mindvec.translation",
 }
 
+#: names a star import may bind; ``open`` stays ``mindvec.open`` so it never hides the builtin
 __all__ = [
     "InvalidError",
     "MalformedError",
@@ -40,7 +43,7 @@ __all__ = [
     "UnverifiedError",
     "UsageError",
     "__version__",
-    *_LAZY,
+    *(name for name in _LAZY if name != "open"),
 ]
 
 if TYPE_CHECKING:

@@ -38,3 +38,26 @@ def tiny_llama(hidden: int = 32, layers: int = 3, seed: int = 0) -> Any:
         max_position_embeddings=128,
     )
     return LlamaForCausalLM(cfg).eval()
+
+
+def block_outputs(model: Any, tok: Any, texts: list[str], layer: int) -> list[Any]:
+    """Each text's block-``layer`` output [seq, hidden] as float64 numpy, from a plain torch hook.
+
+    Independent of mindvec's own capture (``attach``), so tests can check it against this.
+    """
+    import torch
+
+    seen: list[Any] = []
+
+    def hook(_module: Any, _inputs: Any, output: Any) -> None:
+        hidden = output[0] if isinstance(output, tuple) else output
+        seen.append(hidden[0].detach().double().numpy().copy())
+
+    handle = model.model.layers[layer].register_forward_hook(hook)
+    try:
+        with torch.no_grad():
+            for text in texts:
+                model(**tok(text, return_tensors="pt"))
+    finally:
+        handle.remove()
+    return seen

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fit_helpers import tiny_llama, word_tokenizer
+from fit_helpers import block_outputs, tiny_llama, word_tokenizer
 
 from mindvec.errors import UsageError
 from mindvec.fit import vectors as vx
@@ -67,11 +67,19 @@ def test_extract_on_tiny_model(method: str) -> None:
     model, tok = tiny_llama(), word_tokenizer()
     pos = ["the film was good", "it was great", "we liked the movie", "the sun was good"]
     neg = ["the film was bad", "it was awful", "we hated the movie", "the rain was bad"]
-    fit = vx.extract(model, tok, pos, neg, layer_sites(model, [0, 1]), method=method, progress=False)
+    fit = vx.extract_at_sites(model, tok, pos, neg, layer_sites(model, [0, 1]), method=method, progress=False)
     assert [s.site.layer for s in fit.sites] == [0, 1]
     for s in fit.sites:
-        assert s.vector.shape == (32,) and np.linalg.norm(s.vector) > 0
-        assert s.mean_norm > 0 and s.tokens == sum(len(t.split()) for t in pos + neg)
+        # independently: each text's mean block output over positions 1.. (position 0 is dropped)
+        rows = np.array([h[1:].mean(axis=0) for h in block_outputs(model, tok, pos + neg, s.site.layer)])
+        p, n = rows[: len(pos)], rows[len(pos) :]
+        expected = vx.mean_diff(p, n) if method == "mean_diff" else vx.pca_diff(p, n)
+        np.testing.assert_allclose(s.vector, expected, rtol=1e-4, atol=1e-6)
+        token_norms = np.concatenate(
+            [np.linalg.norm(h[1:], axis=1) for h in block_outputs(model, tok, pos + neg, s.site.layer)]
+        )
+        assert s.mean_norm == pytest.approx(float(token_norms.mean()), rel=1e-5)
+        assert s.tokens == sum(len(t.split()) for t in pos + neg) == token_norms.size
     scale, (lo, hi) = fit.scale()
     assert scale == 1.0 and lo == 0.0 and hi >= 1.0
     [(site, tensor, calib), _] = fit.builder_sites()

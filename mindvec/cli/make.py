@@ -189,7 +189,7 @@ def run_extract(args: argparse.Namespace) -> int:
     from mindvec.fit import models
     from mindvec.fit.activations import layer_sites, num_layers
     from mindvec.fit.build import dataset_entry, vector_package
-    from mindvec.fit.vectors import extract, read_lines, read_pairs_jsonl
+    from mindvec.fit.vectors import extract_at_sites, read_lines, read_pairs_jsonl
 
     signers = _signers(args)  # a bad key fails before any model is loaded
     if args.pairs:
@@ -203,7 +203,7 @@ def run_extract(args: argparse.Namespace) -> int:
     _say(args, f"loading {args.model} ...")
     lm = models.load(args.model)
     layers = parse_layers(args.layers, num_layers(lm.model))
-    fitted = extract(
+    fitted = extract_at_sites(
         lm.model,
         lm.tokenizer,
         pos,

@@ -21,27 +21,28 @@ import numpy.typing as npt
 import torch
 
 from mindvec.errors import UsageError
-from mindvec.fit.pairing import Encoded, PairedText, encode, pair_texts
+from mindvec.fit.pairing import Encoded, PairedText, Tokenizer, encode, pair_texts
 from mindvec.fit.stats import Moments
+from mindvec.loader.binding import text_config
 from mindvec.loader.sites import attach
 from mindvec.loader.stacks import find_stacks
-from mindvec.site import Site, as_site
+from mindvec.site import Site, SiteArg, as_site
 
 F32 = npt.NDArray[np.float32]
 REDUCE = ("tokens", "mean", "last")
 
 
-def num_layers(model: Any, stack: str = "decoder") -> int:
+def num_layers(model: torch.nn.Module, stack: str = "decoder") -> int:
     return len(find_stacks(model).get(stack))
 
 
-def hidden_size(model: Any) -> int:
-    cfg = model.config
-    cfg = getattr(cfg, "get_text_config", lambda: cfg)()
-    return int(cfg.hidden_size)
+def hidden_size(model: torch.nn.Module) -> int:
+    return int(text_config(model).hidden_size)
 
 
-def layer_sites(model: Any, layers: Iterable[int] | None = None, point: str = "resid_post") -> list[Site]:
+def layer_sites(
+    model: torch.nn.Module, layers: Iterable[int] | None = None, point: str = "resid_post"
+) -> list[Site]:
     """Sites at ``point`` for ``layers`` (default all layers of the decoder)."""
     chosen = range(num_layers(model)) if layers is None else layers
     return [as_site(("decoder", int(i), point)) for i in chosen]
@@ -90,7 +91,7 @@ def _pad(encs: Sequence[Encoded], pad_id: int = 0) -> _Batch:
 
 
 def forward_capture(
-    model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, sites: Sequence[Site]
+    model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, sites: Sequence[Site]
 ) -> dict[Site, torch.Tensor]:
     """One forward pass; returns a float32 CPU copy ``[batch, seq, hidden]`` for each site."""
     keys = [as_site(s) for s in sites]
@@ -154,10 +155,10 @@ def _reduce(rows: npt.NDArray[Any], how: str) -> npt.NDArray[Any]:
 
 
 def collect(
-    model: Any,
-    tokenizer: Any,
+    model: torch.nn.Module,
+    tokenizer: Tokenizer,
     texts: Sequence[str],
-    sites: Sequence[Site],
+    sites: Sequence[SiteArg],
     *,
     reduce: str = "tokens",
     batch_size: int = 8,
@@ -229,11 +230,11 @@ class Paired:
 
 
 def iter_paired(
-    model_a: Any,
-    tokenizer_a: Any,
+    model_a: torch.nn.Module,
+    tokenizer_a: Tokenizer,
     sites_a: Sequence[Site],
-    model_b: Any,
-    tokenizer_b: Any,
+    model_b: torch.nn.Module,
+    tokenizer_b: Tokenizer,
     sites_b: Sequence[Site],
     texts: Sequence[str],
     *,
@@ -263,7 +264,7 @@ def iter_paired(
     def gid(index: int) -> int:
         return int(group_ids[index]) if group_ids is not None else index
 
-    def run(model: Any, keys: list[Site], side: str) -> dict[Site, list[F32]]:
+    def run(model: torch.nn.Module, keys: list[Site], side: str) -> dict[Site, list[F32]]:
         """Per site, one [positions, hidden] array per pending text."""
         batch = _pad([p.a if side == "a" else p.b for p in pending])
         acts = forward_capture(model, batch.input_ids, batch.attention_mask, keys)
@@ -316,11 +317,11 @@ def iter_paired(
 
 
 def collect_paired(
-    model_a: Any,
-    tokenizer_a: Any,
+    model_a: torch.nn.Module,
+    tokenizer_a: Tokenizer,
     sites_a: Sequence[Site],
-    model_b: Any,
-    tokenizer_b: Any,
+    model_b: torch.nn.Module,
+    tokenizer_b: Tokenizer,
     sites_b: Sequence[Site],
     texts: Sequence[str],
     *,

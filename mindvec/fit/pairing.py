@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from mindvec.errors import UsageError
 
@@ -37,7 +37,15 @@ class Encoded:
         return len(self.input_ids)
 
 
-def encode(tokenizer: Any, text: str, max_tokens: int | None = None) -> Encoded:
+class Tokenizer(Protocol):
+    """A fast Hugging Face tokenizer: called on text, it returns ids and character offsets."""
+
+    is_fast: bool
+
+    def __call__(self, text: str, **kwargs: Any) -> Any: ...
+
+
+def encode(tokenizer: Tokenizer, text: str, max_tokens: int | None = None) -> Encoded:
     """Tokenize with the model's own special tokens and keep character offsets."""
     if not getattr(tokenizer, "is_fast", False):
         raise UsageError(
@@ -105,8 +113,8 @@ class PairedText:
 
 def pair_texts(
     texts: Sequence[str],
-    tokenizer_a: Any,
-    tokenizer_b: Any,
+    tokenizer_a: Tokenizer,
+    tokenizer_b: Tokenizer,
     *,
     mode: str = "aligned",
     boundary: str = "word",

@@ -20,12 +20,17 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from mindvec.errors import UsageError
+from mindvec.fit.pairing import Tokenizer
+from mindvec.site import SiteArg
+
+if TYPE_CHECKING:
+    import torch
 
 F64 = npt.NDArray[np.float64]
 METHODS = ("mean_diff", "pca_diff")
@@ -145,12 +150,12 @@ def _per_text(rows: npt.NDArray[Any], groups: npt.NDArray[np.int64], n: int, red
     return out
 
 
-def extract(
-    model: Any,
-    tokenizer: Any,
+def extract_at_sites(
+    model: torch.nn.Module,
+    tokenizer: Tokenizer,
     positive: Sequence[str],
     negative: Sequence[str],
-    sites: Sequence[Any],
+    sites: Sequence[SiteArg],
     *,
     method: str = "mean_diff",
     reduce: str = "mean",

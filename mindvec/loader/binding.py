@@ -20,10 +20,13 @@ import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mindvec.errors import InvalidError, UsageError
 from mindvec.loader.stacks import find_stacks
+
+if TYPE_CHECKING:
+    import torch
 
 DIGEST_KEYS = (
     "model_type",
@@ -79,7 +82,7 @@ def config_sha256(model_or_config: Any) -> bytes:
     return hashlib.sha256(text.encode("utf-8")).digest()
 
 
-def model_ref(model: Any, *, source: Mapping[str, Any]) -> dict[str, Any]:
+def model_ref(model: torch.nn.Module, *, source: Mapping[str, Any]) -> dict[str, Any]:
     """The manifest ``models`` entry for ``model`` (``source`` as in the schema)."""
     config = text_config(model)
     stacks = find_stacks(model)
@@ -102,7 +105,7 @@ def model_ref(model: Any, *, source: Mapping[str, Any]) -> dict[str, Any]:
 class Difference:
     field: str
     package: Any
-    model: Any
+    model: Any  # the model's value of the field
 
     def __str__(self) -> str:
         p = self.package.hex() if isinstance(self.package, bytes) else self.package
@@ -120,7 +123,7 @@ def _same_type(a: str, b: str) -> bool:
     return a == b or a.removesuffix("_text") == b.removesuffix("_text")
 
 
-def differences(model: Any, ref: Any) -> list[Difference]:
+def differences(model: torch.nn.Module, ref: Any) -> list[Difference]:
     """Every field of the model reference ``ref`` (dict or ModelRef) that the model contradicts."""
     config = text_config(model)
     stacks = find_stacks(model)
@@ -150,7 +153,7 @@ def differences(model: Any, ref: Any) -> list[Difference]:
     return diffs
 
 
-def check_binding(model: Any, model_ref: Any, strict: bool = True) -> list[Difference]:
+def check_binding(model: torch.nn.Module, model_ref: Any, strict: bool = True) -> list[Difference]:
     """Raise ``model-mismatch`` if ``model`` is not the model ``model_ref`` describes.
 
     With ``strict=False`` a mismatch only warns (``BindingWarning``). Returns the

@@ -25,11 +25,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mindvec.errors import InvalidError, UsageError
 from mindvec.loader.stacks import Stack, find_stacks
 from mindvec.site import POINTS, Site, SiteArg, as_site
+
+if TYPE_CHECKING:
+    import torch
 
 SiteFn = Callable[[Any], Any]
 
@@ -146,7 +149,7 @@ def _bloom_check(block: Any, point: str) -> None:
         )
 
 
-def resolve(model: Any, site: SiteArg) -> HookPoint:
+def resolve(model: torch.nn.Module, site: SiteArg) -> HookPoint:
     """Find the module and hook kind for ``site`` in ``model``."""
     key = as_site(site)
     stack = find_stacks(model).get(key.stack)
@@ -266,7 +269,7 @@ def _pre_hook(fn: SiteFn) -> Callable[[Any, Any, Any], Any]:
 
 
 def attach(
-    model: Any,
+    model: torch.nn.Module,
     site: SiteArg,
     fn: SiteFn,
     *,
@@ -292,7 +295,7 @@ def attach(
     return SiteHandle(point, handles)
 
 
-def describe(model: Any, stack: str = "decoder", layer: int = 0) -> dict[str, str]:
+def describe(model: torch.nn.Module, stack: str = "decoder", layer: int = 0) -> dict[str, str]:
     """For each point: the module path and hook used at ``(stack, layer)``, or why it has none.
 
     E.g. ``{"resid_post": "model.layers.0 (forward hook, output[0])", "mlp_out": ...}``;
@@ -320,6 +323,6 @@ def describe(model: Any, stack: str = "decoder", layer: int = 0) -> dict[str, st
     return out
 
 
-def available_points(model: Any, stack: str = "decoder") -> list[str]:
+def available_points(model: torch.nn.Module, stack: str = "decoder") -> list[str]:
     """The points that resolve on layer 0 of ``stack`` (for messages and docs)."""
     return [p for p, text in describe(model, stack).items() if not text.startswith("none:")]

@@ -15,9 +15,12 @@ works, ``UsageError("architecture")`` names the candidate lists that were found.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mindvec.errors import InvalidError, UsageError
+
+if TYPE_CHECKING:
+    import torch
 
 STACK_NAMES = ("decoder", "encoder")
 
@@ -103,7 +106,7 @@ class Stacks:
         raise InvalidError("site", f"unknown stack {name!r}; use one of {', '.join(STACK_NAMES)}")
 
 
-def _module_lists(model: Any) -> list[tuple[str, Any]]:
+def _module_lists(model: torch.nn.Module) -> list[tuple[str, Any]]:
     import torch
 
     return [
@@ -118,7 +121,7 @@ def _uniform(mod: Any) -> bool:
     return all(type(m) is first for m in mod) and first.__name__ != "ModuleList"
 
 
-def _expected_layers(model: Any, stack: str) -> int | None:
+def _expected_layers(model: torch.nn.Module, stack: str) -> int | None:
     cfg = getattr(model, "config", None)
     if cfg is None:
         return None
@@ -151,7 +154,7 @@ def _pick(cands: list[tuple[str, Any]], expected: int | None) -> tuple[str, Any]
     return sorted(cands, key=lambda c: (c[0].count("."), -len(c[1]), c[0]))[0]
 
 
-def _from_table(model: Any, lists: list[tuple[str, Any]]) -> Stacks | None:
+def _from_table(model: torch.nn.Module, lists: list[tuple[str, Any]]) -> Stacks | None:
     model_type = getattr(getattr(model, "config", None), "model_type", None)
     entry = STACK_TABLE.get(str(model_type))
     if entry is None:
@@ -166,7 +169,7 @@ def _from_table(model: Any, lists: list[tuple[str, Any]]) -> Stacks | None:
     return Stacks(found["decoder"], found.get("encoder"), "table")
 
 
-def _structural(model: Any, lists: list[tuple[str, Any]]) -> Stacks | None:
+def _structural(model: torch.nn.Module, lists: list[tuple[str, Any]]) -> Stacks | None:
     uniform = [(n, m) for n, m in lists if _uniform(m)]
     if not uniform:
         return None
@@ -182,7 +185,7 @@ def _structural(model: Any, lists: list[tuple[str, Any]]) -> Stacks | None:
     return Stacks(Stack("decoder", *best), None, "structural")
 
 
-def find_stacks(model: Any) -> Stacks:
+def find_stacks(model: torch.nn.Module) -> Stacks:
     """Return the block stacks of ``model`` (explicit table first, then structural search)."""
     lists = _module_lists(model)
     stacks = _from_table(model, lists) or _structural(model, lists)
