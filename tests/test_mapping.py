@@ -12,6 +12,7 @@ import pytest
 
 from mindvec.errors import UsageError
 from mindvec.fit import mapping as mp
+from mindvec.fit import metrics, splits
 from mindvec.fit.stats import PairStats
 
 
@@ -31,7 +32,7 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
 def test_methods_recover_planted_map(method: str) -> None:
     x, y, w = _planted()
     kw = {"reg": 1e-6} if method == "cca" else {}
-    report = mp.fit_and_score(x, y, method=method, **kw)
+    report = metrics.fit_and_score(x, y, method=method, **kw)
     assert _rel(report.mapping.weight, w) < 0.05
     assert report.held_out.r2 > 0.95
     assert report.held_out.centered_cosine > 0.95
@@ -70,7 +71,7 @@ def test_streamed_ridge_equals_lstsq_on_stacked_data() -> None:
 def test_r2_from_stats_matches_direct() -> None:
     x, y, _ = _planted(n=800)
     m = mp.fit_ridge(PairStats.from_arrays(x[:500], y[:500]), 0.01)
-    direct = mp.evaluate(m, x[500:], y[500:]).r2
+    direct = metrics.evaluate(m, x[500:], y[500:]).r2
     assert mp.r2_from_stats(m, PairStats.from_arrays(x[500:], y[500:])) == pytest.approx(direct, abs=1e-9)
 
 
@@ -88,7 +89,7 @@ def test_procrustes_semi_orthogonal_and_recovers_rotation(dx: int, dy: int) -> N
     else:
         np.testing.assert_allclose(m.weight.T @ m.weight, np.eye(dx), atol=1e-10)
     assert _rel(m.weight, w) < 1e-2
-    assert mp.evaluate(m, x, y).r2 > 0.99
+    assert metrics.evaluate(m, x, y).r2 > 0.99
     assert m.form == "orthogonal"
 
 
@@ -115,8 +116,8 @@ def test_streaming_split_bounded_and_batch_invariant() -> None:
     x, y, w = _planted(n=4000)
     groups = np.arange(4000) // 20  # 200 "texts" of 20 rows
 
-    def stream(batch: int, **kw: object) -> mp.SplitData:
-        s = mp.StreamingSplit(seed=3, max_test=500, **kw)  # type: ignore[arg-type]
+    def stream(batch: int, **kw: object) -> splits.SplitData:
+        s = splits.StreamingSplit(seed=3, max_test=500, **kw)  # type: ignore[arg-type]
         for lo in range(0, 4000, batch):
             s.add(x[lo : lo + batch], y[lo : lo + batch], groups[lo : lo + batch])
         return s.finish()
@@ -127,7 +128,7 @@ def test_streaming_split_bounded_and_batch_invariant() -> None:
     assert a.train.n == b.train.n and a.val.n == b.val.n
     assert 0.5 < a.train.n / 4000 < 0.8
     shuffled = stream(100, shuffle_pairs=True)
-    report = mp.score_splits(a, shuffled)
+    report = metrics.score_splits(a, shuffled)
     assert _rel(report.mapping.weight, w) < 0.05
     assert report.held_out.centered_cosine > 0.95
     assert abs(report.baselines["shuffled"].centered_cosine) < 0.2

@@ -1,11 +1,18 @@
-"""The command-line form of a :class:`~mindvec.policy.Policy`, for every command that reads a package."""
+"""Options that several commands share: the policy flags, and the producers' output, corpus and key flags."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from mindvec.errors import UsageError
 from mindvec.policy import Policy
 from mindvec.trust import default_trust_path
+
+if TYPE_CHECKING:
+    from mindvec.fit.build import Meta
 
 
 def add_policy_arguments(parser: argparse.ArgumentParser, *, repo: bool = True, opt_ins: bool = True) -> None:
@@ -33,3 +40,109 @@ def policy_from_args(args: argparse.Namespace) -> Policy:
         allow_untrusted=getattr(args, "allow_untrusted", False),
         repo=getattr(args, "repo", None),
     )
+
+
+DEFAULT_LICENSE = "CC-BY-4.0"
+
+
+def output_arguments(p: argparse.ArgumentParser, *, models: bool = True) -> None:
+    p.add_argument("-o", "--output", required=True, help="the .mindvec file to write")
+    p.add_argument("--sign", metavar="KEY", help="sign with this secret key file")
+    p.add_argument("--passphrase-file", help="file holding the key's passphrase")
+    if not models:
+        return
+    p.add_argument("--id", dest="package_id", help="package id, e.g. org/name (default from the output name)")
+    p.add_argument("--name", help="short package name")
+    p.add_argument("--description", default="", help="what the package holds")
+    p.add_argument("--effect", default="", help="intended effect, shown to users before applying")
+    p.add_argument("--creator", default="mindvec", help="creator recorded in provenance")
+    p.add_argument("--license", default=DEFAULT_LICENSE, help=f"license (default {DEFAULT_LICENSE})")
+    p.add_argument("--seed", type=int, default=0, help="seed for splits and shuffles (default 0)")
+    p.add_argument("--batch-size", type=int, default=8, help="texts per forward pass (default 8)")
+    p.add_argument("--max-tokens", type=int, default=256, help="tokens kept per text (default 256)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def corpus_arguments(p: argparse.ArgumentParser, required: bool = True) -> None:
+    g = p.add_mutually_exclusive_group(required=required)
+    g.add_argument("--corpus", help="a UTF-8 text file (one document per line)")
+    g.add_argument("--corpus-asset", help="a gensim test corpus, e.g. lee_background.cor")
+    p.add_argument("--chunk-chars", type=int, default=600, help="characters per text chunk (default 600)")
+    p.add_argument("--pairing", choices=("aligned", "chunk"), default="aligned", help="token pairing mode")
+
+
+def parse_layers(text: str, n_layers: int) -> list[int]:
+    """``all``, ``4,7`` or ``3-9`` -> sorted layer indices within ``n_layers``."""
+    if text == "all":
+        return list(range(n_layers))
+    out: set[int] = set()
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.partition("-")
+            out.update(range(int(lo), int(hi) + 1) if hi else [int(lo)])
+    except ValueError as exc:
+        raise UsageError("argument", f"--layers {text!r}: use 'all', '4,7' or '3-9'") from exc
+    bad = [x for x in out if not 0 <= x < n_layers]
+    if bad:
+        raise UsageError("argument", f"--layers {bad} out of range: the model has {n_layers} layers")
+    return sorted(out)
+
+
+def signers_from_args(args: argparse.Namespace) -> list[Any]:
+    if not args.sign:
+        return []
+    from mindvec.cli.keys import load_secret_key
+
+    return [load_secret_key(args.sign, args.passphrase_file)]
+
+
+def package_id(args: argparse.Namespace, default: str) -> str:
+    if args.package_id:
+        return str(args.package_id)
+    stem = Path(args.output).name.removesuffix(".mindvec").lower()
+    clean = "".join(c if c.isalnum() or c in "._-" else "-" for c in stem).strip("-._")
+    return f"local/{clean or default}"
+
+
+def meta_from_args(args: argparse.Namespace, default: str, description: str) -> Meta:
+    from mindvec.fit.build import Meta
+
+    return Meta(
+        package_id=package_id(args, default),
+        name=args.name,
+        description=args.description or description,
+        intended_effect=args.effect,
+        creator=args.creator,
+        license=args.license,
+    )
+
+
+def corpus_texts(args: argparse.Namespace) -> tuple[str, list[str]]:
+    from mindvec import assets
+    from mindvec.fit.pairing import split_chunks
+
+    if args.corpus_asset:
+        name, text = args.corpus_asset, assets.corpus(args.corpus_asset)
+    else:
+        try:
+            text = Path(args.corpus).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError("io", f"cannot read corpus {args.corpus} as UTF-8 text: {exc}") from exc
+        name = Path(args.corpus).name
+    chunks = split_chunks(text, max_chars=args.chunk_chars)
+    if not chunks:
+        raise UsageError("argument", f"corpus {name} has no text chunks; pass a larger text")
+    return name, chunks
+
+
+def say(args: argparse.Namespace, text: str) -> None:
+    if not getattr(args, "quiet", False):
+        print(text, file=sys.stderr)
+
+
+def report_written(path: Path) -> int:
+    from mindvec.package import open as open_package
+
+    with open_package(path) as pkg:
+        print(f"wrote {path} (identity {pkg.identity.hex()})")
+    return 0

@@ -16,7 +16,7 @@ from typing import Any
 
 from mindvec.builder import PackageBuilder
 from mindvec.fit.correspondence import Correspondence
-from mindvec.fit.mapping import FitReport
+from mindvec.fit.metrics import FitReport
 from mindvec.fit.vectors import VectorFit
 
 Params = dict[str, float | int | str | bool]

@@ -23,7 +23,9 @@ import numpy.typing as npt
 
 from mindvec._fs import atomic_writer
 from mindvec.errors import UsageError
-from mindvec.fit.mapping import SplitData, evaluate, fit
+from mindvec.fit.mapping import fit
+from mindvec.fit.metrics import evaluate
+from mindvec.fit.splits import SplitData
 
 F64 = npt.NDArray[np.float64]
 F32 = npt.NDArray[np.float32]

@@ -12,8 +12,9 @@ import numpy as np
 from mindvec.errors import UsageError
 from mindvec.fit.activations import Paired, collect_paired, iter_paired, layer_sites, num_layers
 from mindvec.fit.correspondence import Correspondence, correspond
-from mindvec.fit.mapping import FitReport, StreamingSplit, score_splits
+from mindvec.fit.metrics import FitReport, score_splits
 from mindvec.fit.models import LoadedModel
+from mindvec.fit.splits import StreamingSplit
 from mindvec.fit.stats import Moments, load_npz_tagged, save_npz_atomic
 from mindvec.site import Site, as_site
 
@@ -95,7 +96,7 @@ class FitState:
     """Streaming state of a multi-pair fit; shards of it merge exactly (train/val statistics).
 
     ``splits[(s, t)]`` holds the map's, the shuffled baseline's and the embedding baseline's
-    :class:`~mindvec.fit.mapping.StreamingSplit`; ``norms[t]`` the target site's norms.
+    :class:`~mindvec.fit.splits.StreamingSplit`; ``norms[t]`` the target site's norms.
     """
 
     pairs: list[tuple[int, int]]
@@ -263,7 +264,7 @@ def fit_maps(
     """Fit one map per (source layer, target layer) from one streamed paired pass, with baselines.
 
     Memory is bounded: each pair keeps train/validation statistics and a capped test sample
-    (:class:`~mindvec.fit.mapping.StreamingSplit`) for the map and for the shuffled and
+    (:class:`~mindvec.fit.splits.StreamingSplit`) for the map and for the shuffled and
     embedding baselines. The source's embedding layer (``resid_pre`` of layer 0) is captured
     for the ``embedding`` baseline.
     """

@@ -1,0 +1,186 @@
+"""``mindvec fit`` and ``mindvec correspond``: cross-model maps and layer correspondences."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from mindvec.cli.options import corpus_texts, meta_from_args, report_written, say, signers_from_args
+from mindvec.errors import UsageError
+
+
+def _hyper(args: argparse.Namespace) -> dict[str, Any]:
+    if args.method == "low_rank_ridge":
+        return {"rank": args.rank}
+    if args.method == "cca":
+        return {"k": args.k, "reg": args.reg}
+    if args.method == "procrustes":
+        return {"with_scale": args.with_scale}
+    return {}
+
+
+def _part(args: argparse.Namespace, texts: list[str]) -> tuple[list[str], list[int]]:
+    """The shard's texts and their global indices (which decide their train/test split)."""
+    if not args.part:
+        return texts, list(range(len(texts)))
+    k, _, n = args.part.partition("/")
+    if not (k.isdigit() and n.isdigit() and 0 <= int(k) < int(n)):
+        raise UsageError("argument", f"--part {args.part!r}: use K/N with 0 <= K < N, e.g. 0/4")
+    ids = list(range(int(k), len(texts), int(n)))
+    return [texts[i] for i in ids], ids
+
+
+def _merge_shards(paths: list[str]) -> tuple[Any, dict[str, Any]]:
+    import hashlib
+
+    from mindvec import canonical
+    from mindvec.fit.pipeline import FitState
+
+    state, meta = None, None
+    digests = []
+    for path in paths:
+        part, raw = FitState.load(path)
+        info = canonical.decode(raw)
+        key = {k: info[k] for k in ("source", "target", "pairing", "source_layer", "target_layer")}
+        if meta is None:
+            state, meta = part, info
+        elif key != {k: meta[k] for k in key}:
+            raise UsageError("argument", f"shard {path} was fitted with other models, layers or pairing")
+        else:
+            assert state is not None
+            state.merge_in(part)
+        digests.append(info["dataset"]["sha256"])
+    assert state is not None and meta is not None
+    meta["dataset"] = {
+        "name": f"{meta['dataset']['name']} ({len(paths)} shards)"[:256],
+        "sha256": hashlib.sha256(b"".join(digests)).digest(),
+        "samples": state.n,
+    }
+    return state, meta
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    from mindvec import canonical
+    from mindvec.fit import models
+    from mindvec.fit.build import MapSide, dataset_entry, mapping_package
+    from mindvec.fit.pipeline import collect_state, finish_state
+
+    signers = signers_from_args(args)  # a bad key fails before any model is loaded
+    pair = (args.source_layer, args.target_layer)
+    if args.from_shards:
+        state, meta = _merge_shards(args.from_shards)
+        if (meta["source_layer"], meta["target_layer"]) != pair:
+            raise UsageError(
+                "argument", f"the shards fit layers {meta['source_layer']}->{meta['target_layer']}"
+            )
+    else:
+        if not (args.corpus or args.corpus_asset):
+            raise UsageError("argument", "pass --corpus FILE or --corpus-asset NAME (or --from-shards)")
+        data_name, texts = corpus_texts(args)
+        texts, ids = _part(args, texts)
+        say(args, f"loading {args.source} and {args.target} ...")
+        src, tgt = models.load(args.source), models.load(args.target)
+        state = collect_state(
+            src,
+            tgt,
+            texts,
+            [pair],
+            pairing=args.pairing,
+            max_pairs=args.max_pairs,
+            batch_size=args.batch_size,
+            max_tokens=args.max_tokens,
+            seed=args.seed,
+            progress=not args.quiet,
+            group_ids=ids,
+        )
+        meta = {
+            "source": src.ref(),
+            "target": tgt.ref(),
+            "labels": f"{src.label} -> {tgt.label}",
+            "pairing": args.pairing,
+            "source_layer": pair[0],
+            "target_layer": pair[1],
+            "dataset": dataset_entry(data_name, texts[: state.texts], state.n),
+        }
+        if args.shard:
+            out = state.save(args.output, canonical.encode(meta))
+            print(f"wrote statistics shard {out} ({state.n} pairs from {state.texts} texts)")
+            return 0
+    [mf] = finish_state(state, method=args.method, **_hyper(args))
+    r = mf.report
+    say(
+        args,
+        f"held-out centered cosine {r.held_out.centered_cosine:.3f}, raw cosine {r.held_out.raw_cosine:.3f}, "
+        f"R2 {r.held_out.r2:.3f}; shuffled centered cosine {r.baselines['shuffled'].centered_cosine:.3f}",
+    )
+    name = args.mapping_name or mf.name
+    builder = mapping_package(
+        [(name, r, mf.source_site, mf.target_site, mf.target_mean_norm, mf.target_tokens)],
+        MapSide("source", meta["source"], mf.source_site),
+        MapSide("target", meta["target"], mf.target_site),
+        meta_from_args(
+            args, "map", f"{args.method} map {meta['labels']}, layer {pair[0]} -> layer {pair[1]}"
+        ),
+        dataset=meta["dataset"],
+        pairing=meta["pairing"],
+        seed=args.seed,
+        hyperparameters={
+            "max_pairs": args.max_pairs,
+            "chunk_chars": args.chunk_chars,
+            "max_tokens": args.max_tokens,
+            "texts": state.texts,
+            "shards": len(args.from_shards or []) or 1,
+        },
+    )
+    return report_written(builder.write(args.output, signers=signers))
+
+
+def run_correspond(args: argparse.Namespace) -> int:
+    from mindvec.fit import models
+    from mindvec.fit.build import add_correspondences, dataset_entry
+    from mindvec.fit.correspondence import heatmap
+    from mindvec.fit.pipeline import screen_layers
+
+    signers = signers_from_args(args)  # a bad key fails before any model is loaded
+    data_name, texts = corpus_texts(args)
+    say(args, f"loading {args.source} and {args.target} ...")
+    src, tgt = models.load(args.source), models.load(args.target)
+    corr, paired = screen_layers(
+        src,
+        tgt,
+        texts,
+        samples=args.samples,
+        cka_samples=args.cka_samples,
+        top_k=args.top_k,
+        pairing=args.pairing,
+        batch_size=args.batch_size,
+        max_tokens=args.max_tokens,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
+    for t, cand in sorted(corr.best().items()):
+        say(
+            args,
+            f"target layer {t:3d} <- source layer {cand.source_layer:3d}  (R2 {cand.r2}, CKA {cand.cka:.3f})",
+        )
+    dataset = dataset_entry(data_name, texts[: paired.texts], paired.n)
+    meta = meta_from_args(args, "correspondence", f"layer correspondence {src.label} -> {tgt.label}")
+    builder = meta.builder().add_model_entry("source", src.ref()).add_model_entry("target", tgt.ref())
+    add_correspondences(builder, corr, "source", "target")
+    builder.set_provenance(
+        creator=meta.creator,
+        license=meta.license,
+        datasets=[dataset],
+        seed=args.seed,
+        hyperparameters={
+            "samples": args.samples,
+            "cka_samples": args.cka_samples,
+            "top_k": args.top_k,
+            "pairing": args.pairing,
+        },
+    )
+    out = builder.write(args.output, signers=signers)
+    if args.heatmap:
+        heatmap(corr, args.heatmap, source_name=src.label, target_name=tgt.label)
+        say(args, f"heatmap {args.heatmap}")
+    return report_written(out)
