@@ -1,0 +1,40 @@
+"""The conformance cases, one module per topic, in the order ``generate`` writes them.
+
+Each case states its topics (mapped to spec requirement ids in
+:mod:`conformance_tests.requirements`), a description, flags, the bytes and the expected
+result. Hostile cases start from bytes the project's writer produced and change as little as
+possible, so that each case has exactly one defect unless its flags say ``MultipleDefects``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from conformance_tests.casebook import (
+    acceptable,
+    defects,
+    limits,
+    msgpack_profile,
+    payload,
+    semantics,
+    signature_block,
+    structure,
+    valid,
+    verification,
+    versions,
+)
+from conformance_tests.suite import Suite
+
+GROUPS: list[Callable[[Suite], None]] = [
+    valid.valid_content,
+    limits.limits,
+    versions.versions_and_extensions,
+    structure.structure,
+    msgpack_profile.canonical_msgpack,
+    payload.payload,
+    signature_block.signature_block,
+    semantics.semantics,
+    verification.verification,
+    defects.multiple_defects,
+    acceptable.acceptable,
+]
