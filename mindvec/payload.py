@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import numpy as np
-from safetensors import TensorSpec, serialize
 
 from mindvec.errors import InvalidError, MalformedError, UsageError
 from mindvec.limits import ALIGN, MAX_SAFETENSORS_HEADER, MAX_TENSORS, MIN_PAYLOAD
@@ -303,19 +302,38 @@ def to_tensor_data(value: Any) -> TensorData:
     )
 
 
-def build_payload(tensors: Mapping[str, TensorData]) -> bytes:
-    """Serialize with the safetensors library, then re-pad the header for 64-byte alignment."""
+def _serialize(tensors: Mapping[str, TensorData]) -> bytes:
+    """The safetensors library's own writer, in the API of whichever release is installed.
+
+    Releases from 0.8 take ``TensorSpec`` objects holding a pointer to the data; earlier ones
+    take ``{dtype, shape, data}`` dicts. The bytes are the same.
+    """
+    import safetensors as library
+
+    st: Any = library  # the two releases' signatures differ; each branch calls its own
+    spec = getattr(st, "TensorSpec", None)
+    if spec is None:
+        plain = {
+            name: {"dtype": _SAFETENSORS_NAMES[t.dtype], "shape": list(t.shape), "data": t.data}
+            for name, t in tensors.items()
+        }
+        return bytes(st.serialize(plain))
     buffers = {name: np.frombuffer(t.data, dtype=np.uint8) for name, t in tensors.items()}
     specs = {
-        name: TensorSpec(
+        name: spec(
             dtype=_SAFETENSORS_NAMES[t.dtype],
             shape=list(t.shape),
-            data_ptr=buffers[name].ctypes.data,
+            data_ptr=buffers[name].ctypes.data,  # kept alive by ``buffers`` until serialize returns
             data_len=len(t.data),
         )
         for name, t in tensors.items()
     }
-    raw = bytes(serialize(specs))
+    return bytes(st.serialize(specs))
+
+
+def build_payload(tensors: Mapping[str, TensorData]) -> bytes:
+    """Serialize with the safetensors library, then re-pad the header for 64-byte alignment."""
+    raw = _serialize(tensors)
     (old_len,) = struct.unpack_from("<Q", raw)
     header = raw[8 : 8 + old_len].rstrip(b" ")
     new_len = (len(header) + 8 + ALIGN - 1) // ALIGN * ALIGN - 8

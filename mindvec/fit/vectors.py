@@ -203,3 +203,15 @@ def extract_at_sites(
     if method == "pca_diff":
         params["center"] = center
     return VectorFit(method, out, params, samples=len(texts))
+
+
+def extract(*args: Any, **kwargs: Any) -> VectorFit:
+    """Deprecated alias of :func:`extract_at_sites` (0.1's name), removed in 0.3."""
+    import warnings
+
+    warnings.warn(
+        "mindvec.fit.vectors.extract is deprecated; use extract_at_sites, or mindvec.fit.extract",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return extract_at_sites(*args, **kwargs)

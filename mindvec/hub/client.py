@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mindvec.errors import UsageError
-
-if TYPE_CHECKING:
-    pass
-
 from mindvec.text import escape
 
 
@@ -51,10 +47,16 @@ class HubUnreachable(UsageError):
 def _unreachable(exc: BaseException) -> bool:
     if isinstance(exc, ConnectionError):  # includes huggingface_hub's OfflineModeIsEnabled
         return True
+    # huggingface_hub 1.x talks through httpx, 2.x through httpx2: a transport error of either
     with contextlib.suppress(ImportError):
         import httpx2
 
         if isinstance(exc, httpx2.TransportError):
+            return True
+    with contextlib.suppress(ImportError):
+        import httpx
+
+        if isinstance(exc, httpx.TransportError):
             return True
     return False
 
