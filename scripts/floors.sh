@@ -21,4 +21,4 @@ PYTHONPATH="$PWD" "$py" -m pytest -q -p no:cacheprovider -m "not slow" \
   tests/test_canonical.py tests/test_container.py tests/test_payload.py tests/test_package.py \
   tests/test_manifest.py tests/test_builder.py tests/test_signing.py tests/test_trust.py \
   tests/test_policy.py tests/test_verification.py tests/test_tamper.py tests/test_cli_signing.py \
-  tests/test_cli_inspect.py tests/test_hub.py "$@"
+  tests/test_cli_inspect.py tests/test_hub.py tests/test_translation.py "$@"

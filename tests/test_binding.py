@@ -22,6 +22,7 @@ from tests import tiny_models  # noqa: E402
 SOURCE = {"kind": "local", "note": "test"}
 
 
+@pytest.mark.req("R-26")
 def test_spec_test_vector_smollm2_config() -> None:
     """[R-26] the spec's config digest test vector (SmolLM2-135M dims)."""
     from transformers import LlamaConfig
@@ -37,6 +38,7 @@ def test_spec_test_vector_smollm2_config() -> None:
     assert config_sha256(config).hex() == "386dc69a66db4e349c67bf09b3c426bcee7ab66e52fc35aa369a3eb65009274b"
 
 
+@pytest.mark.req("R-26")
 def test_config_digest_is_canonical_json_of_fixed_keys() -> None:
     """[R-26]"""
     model = tiny_models.build("llama")
@@ -95,6 +97,7 @@ def _mismatch(model: Any, ref: dict[str, Any]) -> str:
     return err.value.message
 
 
+@pytest.mark.req("R-61")
 def test_each_field_is_checked() -> None:
     """[R-61] every bound field is compared and named in the error."""
     model = tiny_models.build("llama")

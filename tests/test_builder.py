@@ -74,6 +74,7 @@ def _builder() -> PackageBuilder:
     )
 
 
+@pytest.mark.req("R-84")
 def test_builder_round_trip_and_determinism(tmp_path: Path) -> None:
     """Same builder inputs give byte-identical files. [R-84]"""
     first = _builder().write(tmp_path / "a.mindvec")
@@ -87,6 +88,7 @@ def test_builder_round_trip_and_determinism(tmp_path: Path) -> None:
     assert _builder().to_bytes() == first.read_bytes()
 
 
+@pytest.mark.req("R-37", "R-83")
 def test_builder_refuses_what_reader_rejects(tmp_path: Path) -> None:
     """The writer validates by the reader's rules: a non-orthogonal W is refused. [R-37] [R-83]"""
     builder = _builder()
@@ -100,6 +102,7 @@ def test_builder_refuses_what_reader_rejects(tmp_path: Path) -> None:
         PackageBuilder("a/b").build()
 
 
+@pytest.mark.req("R-28")
 def test_builder_critical_extension_refused(tmp_path: Path) -> None:
     """An unknown critical extension is refused at write time. [R-28]"""
     with pytest.raises(InvalidError) as info:

@@ -36,6 +36,7 @@ def _code(data: bytes) -> str:
     return info.value.code
 
 
+@pytest.mark.req("R-14", "R-22")
 @settings(max_examples=150, deadline=None)
 @given(values)
 def test_round_trip_and_single_encoding(value: Any) -> None:
@@ -46,6 +47,7 @@ def test_round_trip_and_single_encoding(value: Any) -> None:
     assert decoded == value
 
 
+@pytest.mark.req("R-14")
 def test_keys_sorted_by_utf8_bytes_regardless_of_insertion_order() -> None:
     """Map keys are sorted bytewise by UTF-8, shorter first on a common prefix. [R-14]"""
     first = canonical.encode({"z": 1, "é": 2, "a": 3, "aa": 4, "": 5})
@@ -54,6 +56,7 @@ def test_keys_sorted_by_utf8_bytes_regardless_of_insertion_order() -> None:
     assert list(msgpack.unpackb(first)) == ["", "a", "aa", "z", "é"]
 
 
+@pytest.mark.req("R-14")
 def test_shortest_integer_and_float64() -> None:
     """Integers use the shortest form; floats are always float64. [R-14]"""
     assert canonical.encode(1) == b"\x01"
@@ -65,6 +68,7 @@ def test_shortest_integer_and_float64() -> None:
     assert canonical.encode(True) == b"\xc3"
 
 
+@pytest.mark.req("R-22")
 @pytest.mark.parametrize(
     "data",
     [
@@ -83,18 +87,21 @@ def test_non_canonical_rejected(data: bytes) -> None:
     assert _code(data) == "non-canonical"
 
 
+@pytest.mark.req("R-16")
 def test_duplicate_key() -> None:
     """Duplicate keys are caught while decoding, before one overwrites the other. [R-16]"""
     assert _code(b"\x82\xa1a\x01\xa1a\x01") == "duplicate-key"
     assert _code(b"\x91\x82\xa1a\x01\xa1a\x02") == "duplicate-key"
 
 
+@pytest.mark.req("R-15")
 @pytest.mark.parametrize("data", [b"\x81\x01\x02", b"\x81\xc4\x01a\x01", b"\x81\xc0\x01", b"\x81\x90\x01"])
 def test_non_string_keys(data: bytes) -> None:
     """Only string keys are allowed. [R-15]"""
     assert _code(data) == "msgpack"
 
 
+@pytest.mark.req("R-17")
 @pytest.mark.parametrize(
     "data",
     [b"\xd4\x05\x00", b"\xd6\xff\x00\x00\x00\x01", b"\xd7\xff" + bytes(8), b"\xc7\x00\x01"],
@@ -104,6 +111,7 @@ def test_ext_types_rejected(data: bytes) -> None:
     assert _code(data) == "msgpack"
 
 
+@pytest.mark.req("R-18")
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
 def test_non_finite_floats(value: float) -> None:
     """NaN and infinities are rejected when decoding and refused when encoding. [R-18]"""
@@ -112,6 +120,7 @@ def test_non_finite_floats(value: float) -> None:
         canonical.encode({"x": value})
 
 
+@pytest.mark.req("R-19")
 def test_invalid_utf8() -> None:
     """Strings must be valid UTF-8, in values and in keys. [R-19]"""
     assert _code(b"\xa1\xff") == "msgpack"
@@ -120,6 +129,7 @@ def test_invalid_utf8() -> None:
         canonical.encode("\ud800")
 
 
+@pytest.mark.req("R-20")
 def test_depth_limit() -> None:
     """32 levels of nesting are allowed, 33 are not, also for very deep input. [R-20]"""
     assert canonical.decode(b"\x91" * 31 + b"\x90") is not None
@@ -133,6 +143,7 @@ def test_depth_limit() -> None:
     assert info.value.code == "depth"
 
 
+@pytest.mark.req("R-21")
 @pytest.mark.parametrize(
     "data", [b"", b"\x92\x01", b"\xa5abc", b"\x01\x02", b"\xc1", b"\xdd\xff\xff\xff\xff"]
 )

@@ -56,6 +56,7 @@ def test_inspect_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert data["vectors"][0]["sites"][0]["norm"] > 0
 
 
+@pytest.mark.req("R-76")
 def test_inspect_escapes_control_characters(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """ANSI escapes and bidi overrides in signed strings are shown escaped. [R-76]"""
     manifest, tensors = factories.full_manifest()

@@ -171,14 +171,24 @@ def test_fit_other_forms(setup: dict[str, Path], method: str) -> None:
 
 
 def test_ctrl_c_leaves_no_output(setup: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C once the whole temporary file is on disk (just before the rename): the old file
+    stays byte for byte, and the temporary file is gone."""
+    from mindvec import _fs, package
+
     root = setup["root"]
     out = root / "interrupted" / "vec.mindvec"
     out.parent.mkdir()
+    out.write_bytes(b"the previous package")
+    seen: list[int] = []
+    real_check = package._reader_check
 
-    def boom(*_a: object, **_k: object) -> None:
+    def interrupt_after_full_write(tmp: Path) -> None:
+        real_check(tmp)  # the temporary file is a complete, valid package
+        seen.append(tmp.stat().st_size)
+        assert tmp.parent == out.parent and tmp.name.endswith(_fs.TMP_SUFFIX)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("mindvec.package.encode_package", boom)
+    monkeypatch.setattr(package, "_reader_check", interrupt_after_full_write)
     code = main(
         [
             "extract",
@@ -194,7 +204,9 @@ def test_ctrl_c_leaves_no_output(setup: dict[str, Path], monkeypatch: pytest.Mon
         ]
     )
     assert code == 130
-    assert list(out.parent.iterdir()) == []
+    assert seen and seen[0] > 1000  # it really was interrupted with a full file written
+    assert list(out.parent.iterdir()) == [out] and out.read_bytes() == b"the previous package"
+    assert _fs.stale_temporaries(out) == []
 
 
 def test_errors_say_what_to_do(setup: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:

@@ -209,6 +209,7 @@ def test_python_dash_m_subprocess(tmp_path: Path) -> None:
     assert "error[no-signature]" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.req("R-76")
 def test_signed_text_is_escaped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A package name with ANSI escapes or bidi overrides cannot repaint the terminal. [R-76]"""
     manifest, tensors = vector_manifest()

@@ -55,6 +55,7 @@ def spec_ids() -> set[str]:
     return set(re.findall(r"\[(R-\d+)\]", SPEC.read_text(encoding="utf-8")))
 
 
+@pytest.mark.req("R-69", "R-82")
 def test_reference_adapter_passes_every_case_strictly() -> None:
     """[R-69] [R-82] The project's reader gives the exact expected code or summary for every case."""
     code, report = run_suite("--strict-codes", impl=REF_ADAPTER)
@@ -132,6 +133,7 @@ def test_case_metadata_matches_schema() -> None:
     assert results == {"valid", "malformed", "invalid", "unverified", "acceptable"}
 
 
+@pytest.mark.req("R-82")
 def test_every_byte_level_code_has_a_case() -> None:
     """[R-82] Each malformed, invalid and unverified code a reader can produce from bytes has a case."""
     expected = {case.expected["code"] for case in all_cases() if "code" in case.expected}

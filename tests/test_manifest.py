@@ -18,7 +18,6 @@ from mindvec.container import align64
 from mindvec.errors import MindvecError
 from mindvec.payload import TensorInfo
 from mindvec.site import Site
-from mindvec.text import escape
 from tests import factories
 from tests.factories import clone
 
@@ -50,6 +49,7 @@ def test_valid_manifests() -> None:
 # ---------------------------------------------------------------- schema
 
 
+@pytest.mark.req("R-23")
 def test_schema_unknown_missing_wrong_type() -> None:
     """Unknown core key, missing required key, wrong type: each is `schema`. [R-23]"""
     unknown = _base()
@@ -70,6 +70,7 @@ def test_schema_unknown_missing_wrong_type() -> None:
     assert _code([]) == "schema"  # type: ignore[arg-type]
 
 
+@pytest.mark.req("R-24", "R-25")
 @pytest.mark.parametrize(
     ("path", "value"),
     [
@@ -96,6 +97,7 @@ def test_custom_types(path: tuple[Any, ...], value: Any) -> None:
     assert _code(manifest) == "schema"
 
 
+@pytest.mark.req("R-3", "R-80")
 def test_forward_compatible_minor(tmp_path: Path) -> None:
     """A 1.1 package with unknown keys is read with additionalProperties relaxed. [R-3] [R-80]"""
     manifest, tensors = factories.full_manifest()
@@ -115,6 +117,7 @@ def test_forward_compatible_minor(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- semantic rules
 
 
+@pytest.mark.req("R-27")
 @pytest.mark.parametrize(
     ("fmt", "version"), [("1.1", (1, 0)), ("1.0", (1, 1)), ("01.0", (1, 0)), ("2.0", (1, 0))]
 )
@@ -125,6 +128,7 @@ def test_format_equals_preamble(fmt: str, version: tuple[int, int]) -> None:
     assert _code(manifest, version) == "version"
 
 
+@pytest.mark.req("R-28", "R-81")
 def test_critical_extensions() -> None:
     """Unknown critical extensions are rejected; unknown others ignored. [R-28] [R-81]"""
     manifest = _base()
@@ -139,6 +143,7 @@ def test_critical_extensions() -> None:
 GHOST_TRANSLATION = {"source_model": "ghost", "mapping": "map", "norm_ratio": 1.0, "recommended_scale": 1.0}
 
 
+@pytest.mark.req("R-29")
 @pytest.mark.parametrize(
     "edit",
     [
@@ -163,6 +168,7 @@ def test_model_references(edit: Any) -> None:
     assert _code(manifest) == "schema"
 
 
+@pytest.mark.req("R-30")
 def test_unique_names() -> None:
     """Vector and mapping names are unique. [R-30]"""
     manifest = _base()
@@ -172,6 +178,7 @@ def test_unique_names() -> None:
     assert _code(manifest) == "schema"
 
 
+@pytest.mark.req("R-31", "R-56", "R-58", "R-59")
 @pytest.mark.parametrize(
     ("site", "model_extra"),
     [
@@ -203,6 +210,7 @@ def test_valid_special_sites() -> None:
     mf.validate(manifest)
 
 
+@pytest.mark.req("R-57")
 def test_same_site_twice() -> None:
     """A vector lists each site once. [R-57]"""
     manifest = _base()
@@ -213,6 +221,7 @@ def test_same_site_twice() -> None:
     assert _code(manifest) == "site"
 
 
+@pytest.mark.req("R-32")
 @pytest.mark.parametrize(
     ("form", "roles", "ok"),
     [
@@ -239,6 +248,7 @@ def test_mapping_forms(form: str, roles: set[str], ok: bool) -> None:
         assert _code(manifest) == "schema"
 
 
+@pytest.mark.req("R-32")
 def test_scale_only_for_orthogonal() -> None:
     """A mapping `scale` is only allowed with form orthogonal. [R-32]"""
     manifest = _base()
@@ -250,6 +260,7 @@ def test_scale_only_for_orthogonal() -> None:
     mf.validate(manifest)
 
 
+@pytest.mark.req("R-33")
 def test_scale_range_order() -> None:
     """scale_range lo <= hi. [R-33]"""
     manifest = _base()
@@ -257,6 +268,7 @@ def test_scale_range_order() -> None:
     assert _code(manifest) == "value"
 
 
+@pytest.mark.req("R-34")
 def test_tensor_references() -> None:
     """Each tensor referenced once; referenced set == payload.tensors keys. [R-34]"""
     double = _base()
@@ -281,6 +293,7 @@ def _infos(shapes: dict[str, tuple[int, ...]]) -> dict[str, TensorInfo]:
 GOOD = {"v.1": (8,), "map.weight": (4, 6), "map.bias": (4,)}
 
 
+@pytest.mark.req("R-52")
 @pytest.mark.parametrize(
     "shapes",
     [
@@ -298,6 +311,7 @@ def test_shapes_follow_hidden_sizes(shapes: dict[str, tuple[int, ...]]) -> None:
     assert info.value.code == "shape"
 
 
+@pytest.mark.req("R-52")
 @pytest.mark.parametrize(
     ("u", "v", "ok"),
     [
@@ -323,6 +337,7 @@ def test_low_rank_shapes(u: tuple[int, int], v: tuple[int, int], ok: bool) -> No
         assert info.value.code == "shape"
 
 
+@pytest.mark.req("R-51")
 def test_header_names_match_manifest() -> None:
     """Header tensor names == payload.tensors keys. [R-51]"""
     with pytest.raises(MindvecError) as info:
@@ -330,6 +345,7 @@ def test_header_names_match_manifest() -> None:
     assert info.value.code == "tensor-reference"
 
 
+@pytest.mark.req("R-52")
 def test_shape_mismatch_in_file(tmp_path: Path) -> None:
     """The same rule end to end: a file whose vector has the wrong length. [R-52]"""
     manifest, tensors = factories.vector_manifest()
@@ -340,6 +356,7 @@ def test_shape_mismatch_in_file(tmp_path: Path) -> None:
     assert info.value.code == "shape"
 
 
+@pytest.mark.req("R-28", "R-58")
 def test_semantic_errors_through_open(tmp_path: Path) -> None:
     """Codes reach the caller of open(): resid_pre at layer > 0, unknown critical extension. [R-58] [R-28]"""
     manifest, tensors = factories.vector_manifest()
@@ -357,6 +374,7 @@ def test_semantic_errors_through_open(tmp_path: Path) -> None:
     assert info.value.code == "critical-extension"
 
 
+@pytest.mark.req("R-22", "R-69")
 def test_non_canonical_manifest_in_file(tmp_path: Path) -> None:
     """A manifest encoded with unsorted keys is `non-canonical`, before the schema. [R-22] [R-69]"""
     manifest, tensors = factories.vector_manifest()
@@ -388,14 +406,6 @@ def test_typed_views() -> None:
     assert Site.from_dict(site.to_dict()) == site and str(site) == "encoder.2.mlp_out"
 
 
-def test_escape_text() -> None:
-    """C0, C1, DEL and bidi controls are escaped; ordinary text is kept. [R-76]"""
-    assert escape("héllo 世界") == "héllo 世界"
-    assert escape("a\x1b[31mb") == "a\\x1b[31mb"
-    assert escape("\x7f\x85\u202e\u2066\u200b\n\\") == "\\x7f\\x85\\u202e\\u2066\\u200b\\x0a\\\\"
-    assert escape("x" * 10, limit=3) == "xxx…"
-
-
 def test_schema_found_from_package() -> None:
     assert schema.schema_path().name == "manifest.schema.json"
     assert schema.load_schema()["$schema"].endswith("2020-12/schema")
@@ -425,6 +435,7 @@ junk = (
 )
 
 
+@pytest.mark.req("R-23", "R-69")
 @settings(max_examples=200, deadline=None)
 @given(st.data())
 def test_mutated_manifests_only_raise_typed_errors(data: st.DataObject) -> None:

@@ -96,6 +96,7 @@ def packages(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]:
     return manifest, tensors
 
 
+@pytest.mark.req("R-14", "R-55", "R-84")
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(packages())
 def test_round_trip_property(tmp_path: Path, case: tuple[dict[str, Any], dict[str, Any]]) -> None:
@@ -160,6 +161,7 @@ def _tamper_tensor(tmp_path: Path, name: str) -> Path:
     return factories.write_bytes(tmp_path, bytes(data), "tampered.mindvec")
 
 
+@pytest.mark.req("R-53", "R-70")
 def test_tensor_digest_checked_on_first_access(tmp_path: Path) -> None:
     """A tampered tensor fails only when it (or check_integrity) is used. [R-53] [R-70]"""
     package = mindvec.open(_tamper_tensor(tmp_path, "map.bias"))
@@ -170,6 +172,7 @@ def test_tensor_digest_checked_on_first_access(tmp_path: Path) -> None:
     assert _code(mindvec.open(_tamper_tensor(tmp_path, "v.1")).check_integrity) == "digest-mismatch"
 
 
+@pytest.mark.req("R-42")
 def test_header_digest_checked_at_open(tmp_path: Path) -> None:
     """A changed safetensors header byte is `digest-mismatch` before the header is parsed. [R-42]"""
     path = factories.small_package(tmp_path)
@@ -179,6 +182,7 @@ def test_header_digest_checked_at_open(tmp_path: Path) -> None:
     assert _code(mindvec.open, factories.write_bytes(tmp_path, bytes(data))) == "digest-mismatch"
 
 
+@pytest.mark.req("R-53")
 def test_check_integrity_hashes_every_payload_byte_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -220,6 +224,7 @@ def test_check_integrity_uses_threads_for_large_packages(
     assert _code(mindvec.open(_tamper_tensor(tmp_path, "map.weight")).check_integrity, 2) == "digest-mismatch"
 
 
+@pytest.mark.req("R-54", "R-83")
 def test_vector_values_checked_after_digest(tmp_path: Path) -> None:
     """Zero-norm or non-finite vectors are `value`, on access; the writer refuses them. [R-54] [R-83]"""
     manifest, tensors = factories.vector_manifest()
@@ -252,6 +257,7 @@ def test_signers_sign_exact_manifest_bytes_sorted(tmp_path: Path) -> None:
     assert [s.keyid[0] for s in package.signatures] == [3, 7]
 
 
+@pytest.mark.req("R-85")
 def test_write_is_atomic_on_interrupt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An interrupted write leaves nothing at the destination and no temp file. [R-85]"""
     manifest, tensors = factories.full_manifest()
@@ -276,6 +282,7 @@ def test_failed_write_keeps_previous_file(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
 
 
+@pytest.mark.req("R-83")
 def test_writer_refuses_invalid_input(tmp_path: Path) -> None:
     """The writer raises the reader's codes instead of writing a bad package. [R-83]"""
     manifest, tensors = factories.vector_manifest()

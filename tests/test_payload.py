@@ -31,6 +31,7 @@ def _entry(
     return {"dtype": dtype, "shape": shape if shape is not None else [2], "data_offsets": offsets or [0, 8]}
 
 
+@pytest.mark.req("R-41", "R-55")
 def test_build_payload_aligns_and_stays_safetensors() -> None:
     """Writer payload: N = 56 (mod 64), space padding, still valid safetensors. [R-41] [R-55]"""
     tensors = {
@@ -49,6 +50,7 @@ def test_build_payload_aligns_and_stays_safetensors() -> None:
     assert pl.build_payload(tensors) == payload
 
 
+@pytest.mark.req("R-41")
 def test_plain_safetensors_header_length_rejected() -> None:
     """safetensors alone pads to 8, not to our 56 (mod 64). [R-41]"""
     data = save({"weights": np.zeros(3, dtype=np.float32)})
@@ -57,6 +59,7 @@ def test_plain_safetensors_header_length_rejected() -> None:
     assert _code(data) == "payload"
 
 
+@pytest.mark.req("R-40")
 def test_header_length_bounds() -> None:
     """N over the limit or beyond the payload is `bounds`, checked before reading. [R-40]"""
     assert _code(struct.pack("<Q", 100_000_001) + bytes(64)) == "bounds"
@@ -64,6 +67,7 @@ def test_header_length_bounds() -> None:
     assert _code(struct.pack("<Q", 120) + b"{}" + bytes(62)) == "bounds"
 
 
+@pytest.mark.req("R-43")
 @pytest.mark.parametrize(
     "header",
     [
@@ -85,6 +89,7 @@ def test_header_text_rules(header: str | bytes) -> None:
     assert _code(factories.raw_payload(header, bytes(8))) == "payload"
 
 
+@pytest.mark.req("R-44")
 def test_duplicate_keys_in_header() -> None:
     """A repeated key at any level of the header is `duplicate-key`. [R-44]"""
     entry = json.dumps(_entry())
@@ -93,12 +98,14 @@ def test_duplicate_keys_in_header() -> None:
     assert _code(factories.raw_payload(nested, bytes(8))) == "duplicate-key"
 
 
+@pytest.mark.req("R-45")
 def test_metadata_forbidden() -> None:
     """`__metadata__` must be absent. [R-45]"""
     assert _code(factories.raw_payload({"__metadata__": {"a": "b"}, "x": _entry()}, bytes(8))) == "payload"
     assert _code(factories.raw_payload({"__metadata__": {}}, b"")) == "payload"
 
 
+@pytest.mark.req("R-46")
 def test_tensor_count_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     """More than MAX_TENSORS entries is `bounds`. [R-46]"""
     monkeypatch.setattr(pl, "MAX_TENSORS", 3)
@@ -106,6 +113,7 @@ def test_tensor_count_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     assert _code(factories.raw_payload(header)) == "bounds"
 
 
+@pytest.mark.req("R-47")
 @pytest.mark.parametrize(
     "entry",
     [
@@ -126,6 +134,7 @@ def test_entry_structure(entry: Any) -> None:
     assert _code(factories.raw_payload({"x": entry}, bytes(8))) == "payload"
 
 
+@pytest.mark.req("R-48")
 @pytest.mark.parametrize("dtype", ["I32", "U8", "F8_E4M3", "bf16", "BOOL"])
 def test_dtype_allowed(dtype: str) -> None:
     """Only F16, BF16, F32, F64. [R-48]"""
@@ -135,6 +144,7 @@ def test_dtype_allowed(dtype: str) -> None:
     )
 
 
+@pytest.mark.req("R-49")
 @pytest.mark.parametrize(
     ("shape", "offsets"),
     [([3], [0, 8]), ([2**32, 2**32], [0, 8]), ([2**63, 2**63, 4], [0, 8]), ([0], [0, 8])],
@@ -144,6 +154,7 @@ def test_size_matches_shape(shape: list[int], offsets: list[int]) -> None:
     assert _code(factories.raw_payload({"x": _entry(shape=shape, offsets=offsets)}, bytes(8))) == "payload"
 
 
+@pytest.mark.req("R-50")
 @pytest.mark.parametrize(
     ("entries", "data_len"),
     [
@@ -203,6 +214,7 @@ def test_torch_tensors_written_without_torch_at_import(tmp_path: Path) -> None:
         assert values.tolist() == tensors[f"v.{i}"].to(torch.float32).tolist(), dt
 
 
+@pytest.mark.req("R-44", "R-45", "R-48", "R-50", "R-51")
 @pytest.mark.parametrize(
     ("header", "data", "code"),
     [

@@ -51,6 +51,7 @@ def test_enforce_returns_report_with_package(tmp_path: Path, alice: SecretKey) -
     assert report.package.manifest["package"]["id"] == "acme/steer"
 
 
+@pytest.mark.req("R-71", "R-72")
 def test_unsigned_needs_its_own_opt_in(tmp_path: Path, alice: SecretKey) -> None:
     """allow_unsigned accepts only no-signature. [R-71] [R-72]"""
     path = build(tmp_path / "x.mindvec")
@@ -61,6 +62,7 @@ def test_unsigned_needs_its_own_opt_in(tmp_path: Path, alice: SecretKey) -> None
     assert report.verdict == "unsigned" and report.allowed and report.package is not None
 
 
+@pytest.mark.req("R-71", "R-72")
 def test_untrusted_needs_its_own_opt_in(tmp_path: Path, alice: SecretKey) -> None:
     """allow_untrusted accepts only untrusted-key. [R-71] [R-72]"""
     path = build(tmp_path / "x.mindvec", SecretKey.generate())
@@ -70,6 +72,7 @@ def test_untrusted_needs_its_own_opt_in(tmp_path: Path, alice: SecretKey) -> Non
     assert enforce(path, policy=Policy(trust=store, allow_untrusted=True)).verdict == "untrusted"
 
 
+@pytest.mark.req("R-71", "R-74")
 def test_nothing_allows_bad_signature_digest_revoked_expired_scope(tmp_path: Path, alice: SecretKey) -> None:
     """No opt-in relaxes a bad signature, a digest mismatch, revoked, expired or scope. [R-71] [R-74]"""
     both = {"allow_unsigned": True, "allow_untrusted": True}
@@ -111,6 +114,7 @@ def test_trust_as_path_or_default(tmp_path: Path, alice: SecretKey, monkeypatch:
     assert info.value.code == "trust-store"
 
 
+@pytest.mark.req("R-75")
 def test_rollback_checked_even_when_untrusted_is_allowed(tmp_path: Path, alice: SecretKey) -> None:
     """Rollback applies to accepted untrusted packages, which never move the state. [R-75]"""
     state = State(tmp_path / "state.json")
@@ -166,6 +170,7 @@ def test_tofu_pin(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.req("R-82")
 def test_unsigned_package_from_pinned_repo_is_key_pin(tmp_path: Path) -> None:
     """[R-82] step 6: a pinned repo serving an unsigned package is a changed key, not 'unsigned'."""
     publisher = SecretKey.generate()

@@ -20,6 +20,7 @@ from mindvec.signing import MANIFEST_PAYLOAD_TYPE, keyid, pae
 SEED = bytes(range(32))
 
 
+@pytest.mark.req("R-65")
 def test_pae_bytes_are_exact() -> None:
     """The signed message is the PAE of the payload type and the exact manifest bytes. [R-65]"""
     assert MANIFEST_PAYLOAD_TYPE == b"application/vnd.mindvec.manifest.v1+msgpack"
@@ -29,6 +30,7 @@ def test_pae_bytes_are_exact() -> None:
     assert pae(b"x" * 10, b"t") == b"MINDVECv1 1 t 10 " + b"x" * 10
 
 
+@pytest.mark.req("R-64")
 def test_keyid_is_domain_separated_sha256_prefix() -> None:
     """keyid = sha256(b"mindvec-ed25519\\0" + pk)[:16]. [R-64]"""
     key = SecretKey.from_seed(SEED)
@@ -48,6 +50,7 @@ def test_test_vector_is_stable() -> None:
     assert key.public_key.verify_manifest(b"\x80", entry)
 
 
+@pytest.mark.req("R-64", "R-65")
 def test_verify_manifest_rejects_wrong_type_raw_and_wrong_keyid() -> None:
     """Domain separation: another payload type, or a raw signature, never verifies. [R-64] [R-65]"""
     key = SecretKey.from_seed(SEED)
@@ -167,6 +170,7 @@ def test_public_key_file_line(tmp_path: Path) -> None:
         PublicKey.from_text("ed25519 AAAA")
 
 
+@pytest.mark.req("R-79")
 def test_rotation_record_roundtrip_and_tamper() -> None:
     """Both keys must sign a rotation record, under its own payload type. [R-79]"""
     old, new = SecretKey.generate(), SecretKey.generate()
@@ -186,6 +190,7 @@ def test_rotation_record_roundtrip_and_tamper() -> None:
         RotationRecord.from_bytes(b'{"type": "mindvec-rotation", "body": "gA==", "old_sig": ""}')
 
 
+@pytest.mark.req("R-64", "R-65")
 def test_spec_test_vector() -> None:
     """The spec's test vector (section 9.3): keyid, PAE, signature, signature block. [R-64] [R-65]"""
     from mindvec.container import encode_signature_block
@@ -207,6 +212,7 @@ def test_spec_test_vector() -> None:
     assert len(block) == 108 and block.hex().startswith("9183a3616c67a765643235353139a56b65796964c410")
 
 
+@pytest.mark.req("R-66")
 def test_strict_ed25519_edge_cases() -> None:
     """libsodium strictness: S >= L, small-order keys and a flipped R are rejected. [R-66]"""
     ell = 2**252 + 27742317777372353535851937790883648493

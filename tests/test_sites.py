@@ -72,6 +72,7 @@ def _capture(store: dict[str, Any], key: str) -> Any:
     return fn
 
 
+@pytest.mark.req("R-60")
 @pytest.mark.parametrize("name", NAMES)
 def test_terms_are_exact(name: str) -> None:
     """[R-60] each term is what the block adds: y = x + attn + (cross) + mlp, or norm(prev + term)."""
@@ -113,6 +114,46 @@ def test_terms_are_exact(name: str) -> None:
             else:
                 total = store["x"] + sum(store[p] for p in points)
                 torch.testing.assert_close(store["y"], total, rtol=1e-5, atol=1e-5)
+
+
+#: the attention and MLP submodules of a block, by the names the architectures use; found here by
+#: name, independently of mindvec's BLOCK_TERMS table, so a swapped table entry fails
+_ATTENTION_NAMES = ("self_attn", "attn", "attention", "self_attention")
+_MLP_NAMES = ("mlp",)
+_PRE_NORM_TERMS = [
+    n
+    for n in NAMES
+    if not tiny_models.SPECS[n].encoder_decoder
+    and {"attn_out", "mlp_out"} <= set(tiny_models.SPECS[n].points)
+    and n not in ("bert", "roberta", "opt")  # post-norm or MLP split into fc1/fc2: no one module
+]
+
+
+def _child(block: Any, names: tuple[str, ...]) -> Any:
+    found = [getattr(block, n) for n in names if isinstance(getattr(block, n, None), torch.nn.Module)]
+    assert len(found) == 1, f"{type(block).__name__}: expected one of {names}"
+    return found[0]
+
+
+@pytest.mark.parametrize("name", _PRE_NORM_TERMS)
+def test_attn_and_mlp_terms_are_not_swapped(name: str) -> None:
+    """Zero a sublayer's weights: its own term must vanish and the other must not."""
+    for zeroed, vanishes, stays in (
+        (_ATTENTION_NAMES, "attn_out", "mlp_out"),
+        (_MLP_NAMES, "mlp_out", "attn_out"),
+    ):
+        model = tiny_models.build(name)
+        block = find_stacks(model).decoder.block(1)
+        with torch.no_grad():
+            for param in _child(block, zeroed).parameters():
+                param.zero_()
+        store: dict[str, Any] = {}
+        handles = [attach(model, ("decoder", 1, p), _capture(store, p)) for p in ("attn_out", "mlp_out")]
+        _run(model, name)
+        for h in handles:
+            h.remove()
+        assert float(store[vanishes].abs().max()) == 0.0, f"{name}: {vanishes} is not the zeroed sublayer"
+        assert float(store[stays].abs().max()) > 1e-3, f"{name}: {stays} vanished with the other sublayer"
 
 
 @pytest.mark.parametrize("name", ["llama", "gpt2", "t5", "bert", "opt"])
@@ -164,6 +205,7 @@ def test_attach_returns_none_leaves_model_bit_identical_and_remove_restores() ->
     assert torch.equal(_run(model, "falcon").logits, ref)
 
 
+@pytest.mark.req("R-58", "R-59")
 def test_site_errors() -> None:
     """[R-58] resid_pre only at layer 0; [R-59] cross_attn_out only on seq2seq decoders."""
     model = tiny_models.build("llama")
@@ -182,6 +224,7 @@ def test_site_errors() -> None:
     assert as_site({"stack": "decoder", "layer": 2, "point": "mlp_out"}) == Site("decoder", 2, "mlp_out")
 
 
+@pytest.mark.req("R-60")
 def test_unknown_block_terms_is_architecture_error() -> None:
     """[R-60] a point that cannot be resolved fails with `architecture`, never a guess."""
 

@@ -1,14 +1,17 @@
 """The spec and the code agree: requirement ids, error codes, constants, tables, example.
 
-(a) every numbered requirement of spec/mindvec-1.0.md is cited by some test under tests/;
+(a) every numbered requirement of spec/mindvec-1.0.md is claimed by some test under tests/,
+    with ``@pytest.mark.req("R-n")`` on a ``test_*`` function (a mention in a docstring or a
+    comment is not a claim);
 (b) the spec's error-code table is exactly ``mindvec.errors.CODES`` (code and class);
-(c) the layout constants in the spec are those of ``mindvec.container``;
+(c) the layout constants in the spec are those of ``mindvec.limits``;
 (d) the worked example's hex dump is what spec/tools/make_example.py produces now;
 (e) the normative architecture tables are exactly the loader's tables.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import re
 from pathlib import Path
@@ -57,12 +60,39 @@ def spec_ids() -> list[int]:
     return [int(n) for n in DEFINITION.findall(spec_text())]
 
 
+def marked_ids(source: str) -> list[tuple[str, int]]:
+    """(test name, n) for every ``@pytest.mark.req("R-n", ...)`` on a ``test_*`` function."""
+    found: list[tuple[str, int]] = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or not node.name.startswith("test_"):
+            continue
+        for deco in node.decorator_list:
+            if isinstance(deco, ast.Call) and ast.unparse(deco.func) == "pytest.mark.req":
+                for arg in deco.args:
+                    assert isinstance(arg, ast.Constant) and isinstance(arg.value, str), ast.unparse(deco)
+                    match = re.fullmatch(_ID, arg.value)
+                    assert match, f"{node.name}: {arg.value!r} is not a requirement id"
+                    found.append((node.name, int(match[1])))
+    return found
+
+
 def cited_ids() -> dict[int, set[str]]:
+    """Requirement -> the tests that claim it with the ``req`` marker."""
     cited: dict[int, set[str]] = {}
-    for path in sorted(TESTS.rglob("*.py")):
-        for n in DEFINITION.findall(path.read_text(encoding="utf-8")):
-            cited.setdefault(int(n), set()).add(str(path.relative_to(ROOT)))
+    for path in sorted(TESTS.rglob("test_*.py")):
+        for name, n in marked_ids(path.read_text(encoding="utf-8")):
+            cited.setdefault(n, set()).add(f"{path.relative_to(ROOT)}::{name}")
     return cited
+
+
+def test_a_docstring_or_comment_is_not_a_claim() -> None:
+    source = (
+        "import pytest\n"
+        "def test_a():\n    'checks [R-1]'\n    # and [R-2]\n"
+        "@pytest.mark.req('R-3')\ndef test_b(): pass\n"
+        "@pytest.mark.req('R-4')\ndef helper(): pass\n"
+    )
+    assert marked_ids(source) == [("test_b", 3)]
 
 
 def load_make_example() -> ModuleType:
@@ -121,6 +151,7 @@ def test_every_requirement_is_cited_by_a_test() -> None:
 # ---------------------------------------------------------------- (b) error codes
 
 
+@pytest.mark.req("R-82")
 def test_error_table_equals_codes() -> None:
     """[R-82] the codes and classes are exactly those of mindvec.errors.CODES."""
     from mindvec.errors import CODES
@@ -243,6 +274,7 @@ def test_resid_points_listed(point: str) -> None:
 # ---------------------------------------------------------------- (f) examples in the spec
 
 
+@pytest.mark.req("R-77")
 def test_trust_store_example_parses() -> None:
     """[R-77] the spec's trust-store example is a valid store with the scopes it shows."""
     from mindvec.trust import TrustStore
@@ -257,6 +289,7 @@ def test_trust_store_example_parses() -> None:
     assert len(store.revocations) == 1
 
 
+@pytest.mark.req("R-64", "R-65")
 def test_signing_test_vector_in_spec() -> None:
     """[R-64] [R-65] the keyid, PAE and signature printed in section 9.3 are what mindvec computes."""
     from mindvec.keys import SecretKey
@@ -288,6 +321,7 @@ def test_signing_test_vector_in_spec() -> None:
     assert encode_signature_block([entry]).hex() == hex_after("signature block (108 bytes)")
 
 
+@pytest.mark.req("R-26")
 def test_config_digest_vector_in_spec() -> None:
     """[R-26] the config digest test vector in section 4.5 is sha256 of the printed JSON."""
     import hashlib
@@ -315,6 +349,7 @@ def load_mini_reader() -> ModuleType:
     return module
 
 
+@pytest.mark.req("R-69")
 def test_independent_reader_agrees(tmp_path: Path) -> None:
     """A reader written from the spec alone gives mindvec's code for every damaged example.
 

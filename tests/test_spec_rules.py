@@ -152,6 +152,7 @@ def trust_line(k: SecretKey, principal: str = "alice", options: str = "") -> str
 # ---------------------------------------------------------------- section 2: layout
 
 
+@pytest.mark.req("R-1")
 def test_magic(tmp_path: Path) -> None:
     """[R-1] a wrong first byte, or a short file that is not a prefix of MAGIC, is magic."""
     data = tiny_bytes(tmp_path)
@@ -161,6 +162,7 @@ def test_magic(tmp_path: Path) -> None:
     assert open_code(tmp_path, b"\x89MVEC\r\n\n"[:5]) == "truncated"
 
 
+@pytest.mark.req("R-2")
 def test_major_version(tmp_path: Path) -> None:
     """[R-2] major 2 is rejected with version."""
     data = tiny_bytes(tmp_path)
@@ -168,6 +170,7 @@ def test_major_version(tmp_path: Path) -> None:
     assert open_code(tmp_path, data) == "version"
 
 
+@pytest.mark.req("R-3")
 def test_minor_written_zero_and_higher_minor_read(tmp_path: Path) -> None:
     """[R-3] writers write minor 0; a reader accepts a higher minor of major 1."""
     data = tiny_bytes(tmp_path)
@@ -177,6 +180,7 @@ def test_minor_written_zero_and_higher_minor_read(tmp_path: Path) -> None:
     assert package.open(path).manifest["format"] == "1.7"
 
 
+@pytest.mark.req("R-4")
 def test_flags(tmp_path: Path) -> None:
     """[R-4] non-zero flags are rejected with flags."""
     data = tiny_bytes(tmp_path)
@@ -184,6 +188,7 @@ def test_flags(tmp_path: Path) -> None:
     assert open_code(tmp_path, data) == "flags"
 
 
+@pytest.mark.req("R-5")
 def test_truncated_preamble(tmp_path: Path) -> None:
     """[R-5] a file ending inside the preamble is truncated, after magic/major/flags."""
     data = tiny_bytes(tmp_path)
@@ -194,6 +199,7 @@ def test_truncated_preamble(tmp_path: Path) -> None:
     assert open_code(tmp_path, bad_major) == "version"
 
 
+@pytest.mark.req("R-6")
 @pytest.mark.parametrize("manifest_len", [0, limits.MAX_MANIFEST + 1, 2**63])
 def test_manifest_len_bounds(tmp_path: Path, manifest_len: int) -> None:
     """[R-6] manifest_len outside 1..16 MiB is bounds."""
@@ -202,6 +208,7 @@ def test_manifest_len_bounds(tmp_path: Path, manifest_len: int) -> None:
     assert open_code(tmp_path, data) == "bounds"
 
 
+@pytest.mark.req("R-7")
 @pytest.mark.parametrize("payload_len", [0, 15, limits.MAX_PAYLOAD + 1, 2**64 - 1])
 def test_payload_len_bounds(tmp_path: Path, payload_len: int) -> None:
     """[R-7] payload_len outside 16..2^48 is bounds."""
@@ -210,6 +217,7 @@ def test_payload_len_bounds(tmp_path: Path, payload_len: int) -> None:
     assert open_code(tmp_path, data) == "bounds"
 
 
+@pytest.mark.req("R-8")
 def test_lengths_checked_against_file_size(tmp_path: Path) -> None:
     """[R-8] a 100-byte file declaring huge sections fails with bounds before allocating."""
     head = bytearray(container.encode_preamble(1000, 2**40)) + bytes(68)
@@ -220,6 +228,7 @@ def test_lengths_checked_against_file_size(tmp_path: Path) -> None:
     assert open_code(tmp_path, data) == "bounds"
 
 
+@pytest.mark.req("R-9")
 def test_trailer_magic(tmp_path: Path) -> None:
     """[R-9] the last 8 bytes must be MVECEND\\n."""
     data = tiny_bytes(tmp_path)
@@ -227,6 +236,7 @@ def test_trailer_magic(tmp_path: Path) -> None:
     assert open_code(tmp_path, data) == "signature-block"
 
 
+@pytest.mark.req("R-10")
 @pytest.mark.parametrize("sig_len", [0, limits.MAX_SIG_BLOCK + 1])
 def test_sig_len_bounds(tmp_path: Path, sig_len: int) -> None:
     """[R-10] sig_len outside 1..65536 is bounds."""
@@ -235,6 +245,7 @@ def test_sig_len_bounds(tmp_path: Path, sig_len: int) -> None:
     assert open_code(tmp_path, data) == "bounds"
 
 
+@pytest.mark.req("R-11")
 def test_exact_file_size(tmp_path: Path) -> None:
     """[R-11] appended bytes are trailing; a sig_len reaching past the end is truncated."""
     data = tiny_bytes(tmp_path)
@@ -244,6 +255,7 @@ def test_exact_file_size(tmp_path: Path) -> None:
     assert open_code(tmp_path, longer) == "truncated"
 
 
+@pytest.mark.req("R-12")
 def test_padding_zero(tmp_path: Path) -> None:
     """[R-12] a non-zero padding byte is padding."""
     data = tiny_bytes(tmp_path)
@@ -253,6 +265,7 @@ def test_padding_zero(tmp_path: Path) -> None:
     assert open_code(tmp_path, data) == "padding"
 
 
+@pytest.mark.req("R-13")
 def test_signature_block_must_decode(tmp_path: Path) -> None:
     """[R-13] a signature block that is not an array of entries is signature-block."""
     data = tiny_bytes(tmp_path)
@@ -264,6 +277,7 @@ def test_signature_block_must_decode(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- section 3: canonical msgpack
 
 
+@pytest.mark.req("R-14")
 def test_writer_emits_profile_encoding() -> None:
     """[R-14] shortest integers, float64 only, bin for bytes, keys sorted by UTF-8 bytes."""
     assert canonical.encode(1) == b"\x01"
@@ -278,6 +292,7 @@ def test_writer_emits_profile_encoding() -> None:
     )
 
 
+@pytest.mark.req("R-15")
 def test_package_with_non_string_key(tmp_path: Path) -> None:
     """[R-15] a manifest map with an integer key is msgpack."""
     manifest, tensors = factories.vector_manifest()
@@ -288,6 +303,7 @@ def test_package_with_non_string_key(tmp_path: Path) -> None:
     assert canonical.decode(good) == manifest
 
 
+@pytest.mark.req("R-16")
 def test_duplicate_key(tmp_path: Path) -> None:
     """[R-16] a repeated map key is duplicate-key, also inside a package."""
     dup = b"\x82\xa1a\x01\xa1a\x02"
@@ -296,12 +312,14 @@ def test_duplicate_key(tmp_path: Path) -> None:
     assert open_code(tmp_path, assemble(manifest, tensors=tensors, manifest_bytes=dup)) == "duplicate-key"
 
 
+@pytest.mark.req("R-17")
 def test_ext_types() -> None:
     """[R-17] ext types, the timestamp ext -1 included, are msgpack."""
     assert code(lambda: canonical.decode(b"\xd6\xff\x00\x00\x00\x00")) == "msgpack"
     assert code(lambda: canonical.decode(b"\xd4\x05\x00")) == "msgpack"
 
 
+@pytest.mark.req("R-18")
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
 def test_non_finite_float(value: float) -> None:
     """[R-18] NaN and infinities are msgpack, when decoding and when encoding."""
@@ -309,17 +327,20 @@ def test_non_finite_float(value: float) -> None:
     assert code(lambda: canonical.encode({"x": value})) == "msgpack"
 
 
+@pytest.mark.req("R-19")
 def test_invalid_utf8() -> None:
     """[R-19] a str that is not UTF-8 is msgpack."""
     assert code(lambda: canonical.decode(b"\xa2\xc3\x28")) == "msgpack"
 
 
+@pytest.mark.req("R-20")
 def test_depth_limit() -> None:
     """[R-20] 32 levels of nesting decode; 33 are depth."""
     assert canonical.decode(b"\x91" * 31 + b"\x90") is not None
     assert code(lambda: canonical.decode(b"\x91" * 32 + b"\x90")) == "depth"
 
 
+@pytest.mark.req("R-21")
 def test_object_occupies_section(tmp_path: Path) -> None:
     """[R-21] bytes after the object, or a cut object, are msgpack."""
     assert code(lambda: canonical.decode(b"\x01\x01")) == "msgpack"
@@ -331,6 +352,7 @@ def test_object_occupies_section(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.req("R-22")
 def test_non_canonical_manifest(tmp_path: Path) -> None:
     """[R-22] an unsorted map, a long integer form or a float32 is non-canonical."""
     for blob in (b"\x82\xa1b\x01\xa1a\x02", b"\xcc\x01", b"\xca\x3f\x80\x00\x00", b"\xd9\x01a"):
@@ -349,6 +371,7 @@ def test_non_canonical_manifest(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- sections 4-5: manifest
 
 
+@pytest.mark.req("R-23")
 def test_schema_closed_and_required(tmp_path: Path) -> None:
     """[R-23] an unknown core key, a missing required key and a non-map manifest are schema."""
     manifest, tensors = factories.vector_manifest()
@@ -358,6 +381,7 @@ def test_schema_closed_and_required(tmp_path: Path) -> None:
     assert open_code(tmp_path, assemble(manifest, tensors=tensors, manifest_bytes=b"\x90")) == "schema"
 
 
+@pytest.mark.req("R-24")
 def test_integer_and_number_types(tmp_path: Path) -> None:
     """[R-24] 8.0 and True are not integers; True is not a number."""
     for bad in (8.0, True):
@@ -368,6 +392,7 @@ def test_integer_and_number_types(tmp_path: Path) -> None:
     assert open_code(tmp_path, assemble(manifest, tensors=tensors)) == "schema"
 
 
+@pytest.mark.req("R-25")
 def test_bytes_type_and_byte_length(tmp_path: Path) -> None:
     """[R-25] a sha256 must be bin of exactly 32 bytes; a hex string is not bytes."""
     for bad in (bytes(31), hashlib.sha256(b"").hexdigest()):
@@ -376,6 +401,7 @@ def test_bytes_type_and_byte_length(tmp_path: Path) -> None:
         assert open_code(tmp_path, assemble(manifest, tensors=tensors)) == "schema"
 
 
+@pytest.mark.req("R-26")
 def test_config_digest_test_vector() -> None:
     """[R-26] config_sha256 is sha256 of the canonical JSON of the listed config attributes."""
     transformers = pytest.importorskip("transformers")
@@ -399,12 +425,14 @@ def test_config_digest_test_vector() -> None:
     assert config_sha256(gpt2) == hashlib.sha256(text.encode()).digest()
 
 
+@pytest.mark.req("R-27")
 def test_format_equals_preamble(tmp_path: Path) -> None:
     """[R-27] format "1.1" in a 1.0 preamble is version."""
     manifest, tensors = factories.vector_manifest()
     assert open_code(tmp_path, assemble({**manifest, "format": "1.1"}, tensors=tensors)) == "version"
 
 
+@pytest.mark.req("R-28")
 def test_critical_extensions(tmp_path: Path) -> None:
     """[R-28] an unknown critical extension, or a critical name missing from extensions, is rejected."""
     manifest, tensors = factories.vector_manifest()
@@ -414,6 +442,7 @@ def test_critical_extensions(tmp_path: Path) -> None:
     assert open_code(tmp_path, assemble(absent, tensors=tensors)) == "critical-extension"
 
 
+@pytest.mark.req("R-29")
 def test_model_references(tmp_path: Path) -> None:
     """[R-29] a vector or mapping naming a model that is not in models is schema."""
     manifest, tensors = vec_case(model="ghost")
@@ -423,6 +452,7 @@ def test_model_references(tmp_path: Path) -> None:
     assert open_code(tmp_path, assemble(manifest, tensors=tensors)) == "schema"
 
 
+@pytest.mark.req("R-30")
 def test_unique_names(tmp_path: Path) -> None:
     """[R-30] two vectors with the same name are schema."""
     manifest, tensors = factories.vector_manifest()
@@ -434,6 +464,7 @@ def test_unique_names(tmp_path: Path) -> None:
     assert package.open(put(tmp_path, assemble(manifest, tensors=tensors))).vector("w").name == "w"
 
 
+@pytest.mark.req("R-31")
 def test_sites_checked_in_semantics(tmp_path: Path) -> None:
     """[R-31] a mapping site beyond the model's layers is site."""
     manifest, tensors = factories.mapping_manifest()
@@ -441,6 +472,7 @@ def test_sites_checked_in_semantics(tmp_path: Path) -> None:
     assert open_code(tmp_path, assemble(manifest, tensors=tensors)) == "site"
 
 
+@pytest.mark.req("R-32")
 def test_mapping_forms(tmp_path: Path) -> None:
     """[R-32] tensors must fit the form; scale only on orthogonal."""
     manifest, tensors = factories.mapping_manifest()
@@ -454,12 +486,14 @@ def test_mapping_forms(tmp_path: Path) -> None:
     assert open_code(tmp_path, assemble(manifest, tensors=tensors)) == "schema"
 
 
+@pytest.mark.req("R-33")
 def test_scale_range_order(tmp_path: Path) -> None:
     """[R-33] scale_range [hi, lo] is value."""
     manifest, tensors = vec_case(hidden=8, scale_range=[8.0, 0.0])
     assert open_code(tmp_path, assemble(manifest, tensors=tensors)) == "value"
 
 
+@pytest.mark.req("R-34")
 def test_tensor_referenced_once_and_digested(tmp_path: Path) -> None:
     """[R-34] a tensor used twice, or a digest for an unreferenced tensor, is tensor-reference."""
     manifest, tensors = factories.vector_manifest(layers=(1, 2))
@@ -496,6 +530,7 @@ def _vector_package(tmp_path: Path, v: np.ndarray[Any, Any]) -> Path:
     return package.write(tmp_path / "vec.mindvec", manifest, {"v.1": v.astype(np.float32)})
 
 
+@pytest.mark.req("R-35")
 def test_translated_vector_is_w_v(tmp_path: Path) -> None:
     """[R-35] W v for affine (bias ignored), c·W v for orthogonal, U Vᵀ v for low_rank."""
     from mindvec.translation import translate_vector
@@ -515,6 +550,7 @@ def test_translated_vector_is_w_v(tmp_path: Path) -> None:
     np.testing.assert_allclose(translate_vector(vec, low).tensor, u @ (vv.T @ v), rtol=1e-4)
 
 
+@pytest.mark.req("R-36")
 def test_translated_activation(tmp_path: Path) -> None:
     """[R-36] an activation maps as W(a − source_mean) + target_mean, W a + bias, or W a, by form."""
     from mindvec.fit.mapping import LinearMap
@@ -551,6 +587,7 @@ def test_translated_activation(tmp_path: Path) -> None:
     np.testing.assert_allclose(fitted.predict(a), cases["affine-means"][1], rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.req("R-37")
 def test_orthogonal_is_semi_orthogonal(tmp_path: Path) -> None:
     """[R-37] Procrustes gives orthonormal rows (d_out ≤ d_in) or columns; the writer refuses others."""
     from mindvec.fit.mapping import fit_procrustes
@@ -568,6 +605,7 @@ def test_orthogonal_is_semi_orthogonal(tmp_path: Path) -> None:
     assert not (tmp_path / "map-orthogonal.mindvec").exists()
 
 
+@pytest.mark.req("R-38")
 def test_cca_formula_and_storage(tmp_path: Path) -> None:
     """[R-38] CCA's W = Σyy^½ V diag(ρ) Uᵀ Σxx^-½, stored affine with both means."""
     from mindvec.fit.mapping import fit_cca
@@ -603,6 +641,7 @@ def test_cca_formula_and_storage(tmp_path: Path) -> None:
     assert code(lambda: package.write(tmp_path / "cca.mindvec", manifest, tensors)) == "schema"
 
 
+@pytest.mark.req("R-39")
 def test_operations() -> None:
     """[R-39] add h+s·v, project_out h−(h·v̂)v̂, clamp h+(s−h·v̂)v̂."""
     torch = pytest.importorskip("torch")
@@ -625,6 +664,7 @@ def test_operations() -> None:
 # ---------------------------------------------------------------- section 7: payload
 
 
+@pytest.mark.req("R-40")
 def test_header_length_bounds(tmp_path: Path) -> None:
     """[R-40] N above the limit or past the payload is bounds."""
     data = tiny_bytes(tmp_path)
@@ -635,6 +675,7 @@ def test_header_length_bounds(tmp_path: Path) -> None:
         assert open_code(tmp_path, broken) == "bounds"
 
 
+@pytest.mark.req("R-41")
 def test_header_length_alignment(tmp_path: Path) -> None:
     """[R-41] N not ≡ 56 mod 64 is payload (checked before the digest)."""
     data = tiny_bytes(tmp_path)
@@ -643,6 +684,7 @@ def test_header_length_alignment(tmp_path: Path) -> None:
     assert open_code(tmp_path, data) == "payload"
 
 
+@pytest.mark.req("R-42")
 def test_header_digest(tmp_path: Path) -> None:
     """[R-42] a changed header byte (a padding space included) is digest-mismatch."""
     manifest, tensors = factories.vector_manifest()
@@ -665,6 +707,7 @@ def _payload_case(
 F32_2 = {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}
 
 
+@pytest.mark.req("R-43")
 def test_header_json_form(tmp_path: Path) -> None:
     """[R-43] leading space, a non-JSON header, a float or a non-space pad byte is payload."""
     good = json.dumps({"v.1": F32_2}, separators=(",", ":")).encode()
@@ -673,24 +716,28 @@ def test_header_json_form(tmp_path: Path) -> None:
         assert open_code(tmp_path, _payload_case(header, bytes(8))) == "payload"
 
 
+@pytest.mark.req("R-44")
 def test_header_duplicate_key(tmp_path: Path) -> None:
     """[R-44] a repeated key in the header JSON is duplicate-key."""
     header = b'{"v.1":{"dtype":"F32","dtype":"F32","shape":[2],"data_offsets":[0,8]}}'
     assert open_code(tmp_path, _payload_case(header, bytes(8))) == "duplicate-key"
 
 
+@pytest.mark.req("R-45")
 def test_no_metadata(tmp_path: Path) -> None:
     """[R-45] __metadata__ in the header is payload."""
     header = {"__metadata__": {"a": "b"}, "v.1": F32_2}
     assert open_code(tmp_path, _payload_case(header, bytes(8))) == "payload"
 
 
+@pytest.mark.req("R-46")
 def test_tensor_count_limit(tmp_path: Path) -> None:
     """[R-46] more than MAX_TENSORS header entries is bounds."""
     header = {f"t{i}": F32_2 for i in range(limits.MAX_TENSORS + 1)}
     assert open_code(tmp_path, _payload_case(header, bytes(8))) == "bounds"
 
 
+@pytest.mark.req("R-47")
 def test_header_entry_form(tmp_path: Path) -> None:
     """[R-47] extra keys, negative dims or reversed offsets are payload."""
     for entry in (
@@ -702,6 +749,7 @@ def test_header_entry_form(tmp_path: Path) -> None:
         assert open_code(tmp_path, _payload_case({"v.1": entry}, bytes(8))) == "payload"
 
 
+@pytest.mark.req("R-48")
 def test_dtypes(tmp_path: Path) -> None:
     """[R-48] I32 is dtype; the writer refuses an int array with dtype too."""
     entry = {"dtype": "I32", "shape": [2], "data_offsets": [0, 8]}
@@ -713,12 +761,14 @@ def test_dtypes(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.req("R-49")
 def test_byte_count_matches_shape(tmp_path: Path) -> None:
     """[R-49] end − begin must be numel × itemsize."""
     entry = {"dtype": "F32", "shape": [2], "data_offsets": [0, 12]}
     assert open_code(tmp_path, _payload_case({"v.1": entry}, bytes(12))) == "payload"
 
 
+@pytest.mark.req("R-50")
 def test_contiguous_data(tmp_path: Path) -> None:
     """[R-50] a gap, an overlap or data past the last tensor is payload."""
     gap = {"v.1": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}
@@ -728,12 +778,14 @@ def test_contiguous_data(tmp_path: Path) -> None:
     assert open_code(tmp_path, _payload_case({"v.1": F32_2}, bytes(16))) == "payload"
 
 
+@pytest.mark.req("R-51")
 def test_header_names_equal_digests(tmp_path: Path) -> None:
     """[R-51] a header tensor without a digest entry is tensor-reference."""
     header = {"v.1": F32_2, "w": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]}}
     assert open_code(tmp_path, _payload_case(header, bytes(16))) == "tensor-reference"
 
 
+@pytest.mark.req("R-52")
 def test_shapes_follow_models(tmp_path: Path) -> None:
     """[R-52] a vector of the wrong width, or a transposed weight, is shape."""
     manifest, _ = factories.vector_manifest(hidden=4)
@@ -752,6 +804,7 @@ def test_shapes_follow_models(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.req("R-53")
 def test_tensor_digest_on_access(tmp_path: Path) -> None:
     """[R-53] a changed data byte fails tensor() and check_integrity() with digest-mismatch."""
     data = tiny_bytes(tmp_path)
@@ -762,6 +815,7 @@ def test_tensor_digest_on_access(tmp_path: Path) -> None:
     assert code(lambda: package.open(path).check_integrity()) == "digest-mismatch"
 
 
+@pytest.mark.req("R-54")
 @pytest.mark.parametrize("values", [[0.0, 0.0], [1.0, math.nan], [math.inf, 1.0]])
 def test_tensor_values(tmp_path: Path, values: list[float]) -> None:
     """[R-54] a zero or non-finite vector is value on access; the writer refuses it."""
@@ -772,6 +826,7 @@ def test_tensor_values(tmp_path: Path, values: list[float]) -> None:
     assert code(lambda: package.write(tmp_path / "w.mindvec", manifest, tensors)) == "value"
 
 
+@pytest.mark.req("R-55")
 def test_writer_pads_header(tmp_path: Path) -> None:
     """[R-55] written headers are space padded to N ≡ 56 mod 64 with no __metadata__."""
     for width in (1, 3, 17, 100):
@@ -795,6 +850,7 @@ def _site_case(tmp_path: Path, site: dict[str, Any], **model: Any) -> str:
     return open_code(tmp_path, assemble(manifest, tensors=tensors))
 
 
+@pytest.mark.req("R-56")
 def test_site_layer_range(tmp_path: Path) -> None:
     """[R-56] a layer ≥ num_layers, or stack encoder without num_encoder_layers, is site."""
     assert _site_case(tmp_path, factories.site(4)) == "site"
@@ -802,6 +858,7 @@ def test_site_layer_range(tmp_path: Path) -> None:
     assert _site_case(tmp_path, factories.site(2, stack="encoder"), num_encoder_layers=2) == "site"
 
 
+@pytest.mark.req("R-57")
 def test_site_listed_once(tmp_path: Path) -> None:
     """[R-57] a vector with the same site twice is site."""
     manifest, tensors = factories.vector_manifest(layers=(1, 2))
@@ -809,6 +866,7 @@ def test_site_listed_once(tmp_path: Path) -> None:
     assert open_code(tmp_path, assemble(manifest, tensors=tensors)) == "site"
 
 
+@pytest.mark.req("R-58")
 def test_resid_pre_only_at_layer_zero(tmp_path: Path) -> None:
     """[R-58] resid_pre at layer 1 is site; at layer 0 it is valid."""
     assert _site_case(tmp_path, factories.site(1, "resid_pre")) == "site"
@@ -817,6 +875,7 @@ def test_resid_pre_only_at_layer_zero(tmp_path: Path) -> None:
     assert package.open(put(tmp_path, assemble(manifest, tensors=tensors)))
 
 
+@pytest.mark.req("R-59")
 def test_cross_attention_only_in_seq2seq_decoder(tmp_path: Path) -> None:
     """[R-59] cross_attn_out needs the decoder of a model with num_encoder_layers."""
     assert _site_case(tmp_path, factories.site(1, "cross_attn_out")) == "site"
@@ -828,6 +887,7 @@ def test_cross_attention_only_in_seq2seq_decoder(tmp_path: Path) -> None:
     assert package.open(put(tmp_path, assemble(manifest, tensors=tensors)))
 
 
+@pytest.mark.req("R-60")
 def test_sites_resolve_by_the_table() -> None:
     """[R-60] points resolve to the modules of table 8.2; an unknown block class is architecture."""
     pytest.importorskip("torch")
@@ -855,6 +915,7 @@ def test_sites_resolve_by_the_table() -> None:
     assert code(lambda: resolve(Wrapper(), ("decoder", 0, "attn_out"))) == "architecture"
 
 
+@pytest.mark.req("R-61")
 def test_binding_checked_before_install(tmp_path: Path) -> None:
     """[R-61] a package bound to another width is model-mismatch, unless relaxed."""
     pytest.importorskip("torch")
@@ -879,6 +940,7 @@ def _with_block(data: bytearray, block: bytes) -> bytearray:
     return bytearray(out)
 
 
+@pytest.mark.req("R-62")
 def test_signature_block_entries(tmp_path: Path) -> None:
     """[R-62] alg, keyid length, sig length, extra keys and entry count are checked."""
     data = tiny_bytes(tmp_path)
@@ -896,6 +958,7 @@ def test_signature_block_entries(tmp_path: Path) -> None:
     assert open_code(tmp_path, _with_block(data, canonical.encode(many))) == "signature-block"
 
 
+@pytest.mark.req("R-63")
 def test_signature_entries_sorted_unique(tmp_path: Path) -> None:
     """[R-63] entries out of keyid order, or sharing a keyid, are signature-block."""
     data = tiny_bytes(tmp_path)
@@ -909,6 +972,7 @@ def test_signature_entries_sorted_unique(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.req("R-64")
 def test_keyid_binds_the_key(tmp_path: Path) -> None:
     """[R-64] keyid = sha256(domain || pk)[:16]; a signature under another known key's id is bad."""
     seed_key = SecretKey.from_seed(bytes(range(1, 33)))
@@ -925,6 +989,7 @@ def test_keyid_binds_the_key(tmp_path: Path) -> None:
     assert verify_code(path, trust=store(trust_line(alice), trust_line(bob, "bob"))) == "bad-signature"
 
 
+@pytest.mark.req("R-65")
 def test_pae_test_vector_and_domain_separation(tmp_path: Path) -> None:
     """[R-65] the spec's PAE test vector; a raw or other-type signature of M does not verify."""
     seed_key = SecretKey.from_seed(bytes(range(1, 33)))
@@ -947,6 +1012,7 @@ def test_pae_test_vector_and_domain_separation(tmp_path: Path) -> None:
         assert verify_code(path, trust=trust) == "bad-signature"
 
 
+@pytest.mark.req("R-66")
 def test_strict_verification(tmp_path: Path) -> None:
     """[R-66] a signature with S + L (non-canonical scalar) is bad-signature."""
     alice = key(1)
@@ -958,6 +1024,7 @@ def test_strict_verification(tmp_path: Path) -> None:
     assert verify_code(path, trust=store(trust_line(alice))) == "bad-signature"
 
 
+@pytest.mark.req("R-67")
 def test_cosigning_keeps_prefix(tmp_path: Path) -> None:
     """[R-67] adding a signature changes only the signature block and trailer."""
     path = put(tmp_path, tiny_bytes(tmp_path, signers=[key(1)]))
@@ -971,6 +1038,7 @@ def test_cosigning_keeps_prefix(tmp_path: Path) -> None:
     assert package.open(path).identity == hashlib.sha256(raw.manifest_bytes).digest()
 
 
+@pytest.mark.req("R-68")
 def test_detached_signature_file(tmp_path: Path) -> None:
     """[R-68] `mindvec sign --detached` writes exactly a signature block next to the file."""
     from mindvec.cli import main
@@ -992,6 +1060,7 @@ def test_detached_signature_file(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- section 10: order of checks
 
 
+@pytest.mark.req("R-69")
 def test_first_failure_decides(tmp_path: Path) -> None:
     """[R-69] with two defects the earlier check's code wins."""
     data = tiny_bytes(tmp_path)
@@ -1012,6 +1081,7 @@ def test_first_failure_decides(tmp_path: Path) -> None:
     assert open_code(tmp_path, digest_and_schema) == "schema"
 
 
+@pytest.mark.req("R-70")
 def test_open_reads_no_tensor_data(tmp_path: Path) -> None:
     """[R-70] open() passes with corrupted tensor bytes; the digest fails on first access."""
     manifest, tensors = factories.vector_manifest(layers=(1, 2))
@@ -1028,6 +1098,7 @@ def test_open_reads_no_tensor_data(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- section 11: trust
 
 
+@pytest.mark.req("R-71")
 def test_bad_signature_and_digest_never_allowed(tmp_path: Path) -> None:
     """[R-71] allow_unsigned/allow_untrusted accept only no-signature/untrusted-key."""
     from mindvec.policy import Policy
@@ -1059,6 +1130,7 @@ def test_bad_signature_and_digest_never_allowed(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.req("R-72")
 def test_applier_runs_policy(tmp_path: Path) -> None:
     """[R-72] steer() refuses an unsigned package unless allow_unsigned is set."""
     pytest.importorskip("torch")
@@ -1078,6 +1150,7 @@ def test_applier_runs_policy(tmp_path: Path) -> None:
     handle.remove()
 
 
+@pytest.mark.req("R-73")
 def test_validity_window_uses_now(tmp_path: Path) -> None:
     """[R-73] the same key is expired before valid-after and trusted inside its window."""
     alice = key(1)
@@ -1091,6 +1164,7 @@ def test_validity_window_uses_now(tmp_path: Path) -> None:
     assert verify(path, policy=Policy(trust=trust, now="20270101")).error.code == "expired"  # type: ignore[union-attr]
 
 
+@pytest.mark.req("R-74")
 def test_revoked_key_never_counts(tmp_path: Path) -> None:
     """[R-74] a revoked key's signature gives revoked even beside a trusted one."""
     alice, mallory = key(1), key(2)
@@ -1103,6 +1177,7 @@ def test_revoked_key_never_counts(tmp_path: Path) -> None:
     assert verify_code(only, trust=trust) == "revoked"
 
 
+@pytest.mark.req("R-75")
 def test_rollback(tmp_path: Path) -> None:
     """[R-75] lower version, or same version with other content, is rollback; ids are separate."""
     alice = key(1)
@@ -1123,6 +1198,7 @@ def test_rollback(tmp_path: Path) -> None:
     assert verify_code(signed(4), trust=trust, state=state) is None
 
 
+@pytest.mark.req("R-76")
 def test_shown_text_is_escaped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """[R-76] inspect shows signed strings with ANSI and bidi controls escaped."""
     from mindvec.cli import main
@@ -1136,6 +1212,7 @@ def test_shown_text_is_escaped(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "\\x1b[31mALERT" in out and "\\u202e" in out
 
 
+@pytest.mark.req("R-77")
 def test_trust_store_grammar(tmp_path: Path) -> None:
     """[R-77] a line that breaks the grammar rejects the store with trust-store and its line number."""
     alice = key(1)
@@ -1155,6 +1232,7 @@ def test_trust_store_grammar(tmp_path: Path) -> None:
         assert info.value.code == "trust-store" and "line 2" in info.value.message
 
 
+@pytest.mark.req("R-78")
 def test_state_writes_are_locked(tmp_path: Path) -> None:
     """[R-78] concurrent state and trust-store writers lose nothing."""
     state = State(tmp_path / "state.json")
@@ -1176,6 +1254,7 @@ def test_state_writes_are_locked(tmp_path: Path) -> None:
     assert not leftovers
 
 
+@pytest.mark.req("R-79")
 def test_rotation_needs_both_signatures(tmp_path: Path) -> None:
     """[R-79] a rotation record with a broken signature is bad-signature and moves nothing."""
     from mindvec.rotation import RotationRecord
@@ -1192,6 +1271,7 @@ def test_rotation_needs_both_signatures(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- section 12: versions and extensions
 
 
+@pytest.mark.req("R-80")
 def test_higher_minor_relaxes_closed_objects(tmp_path: Path) -> None:
     """[R-80] an unknown key is accepted in 1.1 but still schema in 1.0; known rules still apply."""
     manifest, tensors = factories.vector_manifest()
@@ -1203,6 +1283,7 @@ def test_higher_minor_relaxes_closed_objects(tmp_path: Path) -> None:
     assert open_code(tmp_path, assemble(still, tensors=tensors, version=(1, 1))) == "value"
 
 
+@pytest.mark.req("R-81")
 def test_unknown_non_critical_extension_ignored(tmp_path: Path) -> None:
     """[R-81] an unknown extension not listed in critical is ignored."""
     manifest, tensors = factories.vector_manifest()
@@ -1214,6 +1295,7 @@ def test_unknown_non_critical_extension_ignored(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- section 14: writers
 
 
+@pytest.mark.req("R-83")
 def test_writer_refuses_what_readers_reject(tmp_path: Path) -> None:
     """[R-83] the writer raises the reader's code and leaves no file."""
     cases: list[tuple[dict[str, Any], dict[str, Any], str]] = []
@@ -1230,6 +1312,7 @@ def test_writer_refuses_what_readers_reject(tmp_path: Path) -> None:
         assert not target.exists()
 
 
+@pytest.mark.req("R-84")
 def test_writer_is_deterministic(tmp_path: Path) -> None:
     """[R-84] identical inputs give identical bytes, also with a signer."""
     manifest, tensors = factories.full_manifest()
@@ -1240,6 +1323,7 @@ def test_writer_is_deterministic(tmp_path: Path) -> None:
     assert a == b
 
 
+@pytest.mark.req("R-85")
 def test_writer_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """[R-85] an interrupt during the write leaves neither the file nor a temporary."""
     import os

@@ -50,6 +50,7 @@ def _no_hooks(model: Any) -> bool:
     )  # transformers installs none until output_hidden_states is used
 
 
+@pytest.mark.req("R-39")
 @pytest.mark.parametrize("name", NAMES)
 def test_add_at_resid_post_is_exact_and_remove_restores(name: str, tmp_path: Path) -> None:
     """[R-39] block L output changes by exactly s·v; blocks before L unchanged; removal is exact."""
@@ -97,19 +98,60 @@ def test_project_out_removes_component(name: str, tmp_path: Path) -> None:
     assert float(rel.max()) < 1e-5
 
 
-@pytest.mark.parametrize("name", ["llama", "gemma2", "gptj", "granite", "bert", "bart"])
+#: where each term enters the residual sum, read from the transformers sources (not from
+#: mindvec's tables): (block path, {point: (module, "in" = its input | "out" = its output)})
+_RESIDUAL_SUMS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
+    "llama": ("model.layers.1", {"attn_out": ("post_attention_layernorm", "in"), "mlp_out": ("", "out")}),
+    "granite": ("model.layers.1", {"attn_out": ("post_attention_layernorm", "in"), "mlp_out": ("", "out")}),
+    "gemma2": ("model.layers.1", {"attn_out": ("pre_feedforward_layernorm", "in"), "mlp_out": ("", "out")}),
+    "gptj": ("transformer.h.1", {"attn_out": ("", "out"), "mlp_out": ("", "out")}),  # parallel block
+    "bert": (
+        "bert.encoder.layer.1",
+        {"attn_out": ("attention.output.LayerNorm", "in"), "mlp_out": ("output.LayerNorm", "in")},
+    ),
+    "bart": (
+        "model.decoder.layers.1",
+        {
+            "attn_out": ("self_attn_layer_norm", "in"),
+            "cross_attn_out": ("encoder_attn_layer_norm", "in"),
+            "mlp_out": ("final_layer_norm", "in"),
+        },
+    ),
+}
+
+
+def _residual_sum(model: Any, name: str, point: str, store: list[Any]) -> Any:
+    """A plain torch hook that records the residual sum ``point``'s term was just added into."""
+    block_path, where = _RESIDUAL_SUMS[name]
+    module_path, side = where[point]
+    module = model.get_submodule(f"{block_path}.{module_path}" if module_path else block_path)
+
+    def first(value: Any) -> Any:
+        return (value[0] if isinstance(value, tuple) else value).detach().clone()
+
+    if side == "in":
+        return module.register_forward_pre_hook(lambda _m, args: store.append(first(args)))
+    return module.register_forward_hook(lambda _m, _a, out: store.append(first(out)))
+
+
+@pytest.mark.parametrize("name", sorted(_RESIDUAL_SUMS))
 def test_add_at_terms(name: str, tmp_path: Path) -> None:
-    """attn_out / mlp_out (/ cross_attn_out): the term changes by exactly s·v."""
+    """attn_out / mlp_out (/ cross_attn_out): the residual sum the term enters moves by exactly s·v."""
     spec = tiny_models.SPECS[name]
     model = tiny_models.build(name)
-    for point in [p for p in spec.points if p != "resid_post"]:
+    points = [p for p in spec.points if p != "resid_post"]
+    assert set(points) == set(_RESIDUAL_SUMS[name][1])
+    for point in points:
         path = tiny_models.vector_package(tmp_path / f"{point}.mindvec", model, point=point)
         v = _vec(path)
         seen: list[Any] = []
-        with attach(model, ("decoder", 1, point), lambda t, seen=seen: seen.append(t.detach().clone())):
+        handle = _residual_sum(model, name, point, seen)
+        try:
             _run(model, name)
             with mindvec.steer(model, path, policy=Policy(allow_unsigned=True)):
                 _run(model, name)
+        finally:
+            handle.remove()
         base, steered = seen
         torch.testing.assert_close(steered - base, (2.0 * v).expand_as(base), rtol=0, atol=1e-5)
 
@@ -206,6 +248,7 @@ def test_half_precision(dtype: str, tmp_path: Path) -> None:
     torch.testing.assert_close((seen["t"] - base).float(), expected, rtol=tol, atol=tol * 4)
 
 
+@pytest.mark.req("R-61")
 def test_mismatch_576_vs_640_raises_before_any_hook(tmp_path: Path) -> None:
     """[R-61] a package bound to a 576-wide model on a 640-wide one: model-mismatch, no hook."""
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -235,6 +278,7 @@ def test_mismatch_576_vs_640_raises_before_any_hook(tmp_path: Path) -> None:
     assert _no_hooks(target)
 
 
+@pytest.mark.req("R-72")
 def test_unsigned_package_refused_by_default(tmp_path: Path) -> None:
     """[R-72] steer() runs the signature policy; unsigned needs allow_unsigned."""
     model = tiny_models.build("llama")

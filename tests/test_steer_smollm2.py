@@ -47,6 +47,7 @@ def package(loaded: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(example.build_package(model, tok, gguf_path, out, layer=12, scale=2.0))
 
 
+@pytest.mark.req("R-26")
 def test_gguf_model_binds_by_type_dims_and_digest(loaded: Any, package: Path) -> None:
     _, model, _, _ = loaded
     ref = mindvec.open(package).model("smollm2")
@@ -58,7 +59,20 @@ def test_gguf_model_binds_by_type_dims_and_digest(loaded: Any, package: Path) ->
     )  # [R-26]
 
 
-def test_concept_logprob_rises_and_remove_restores(loaded: Any, package: Path) -> None:
+def _random_like(package: Path, out: Path, seed: int = 0) -> Path:
+    """The same package with its vector replaced by a random direction of the same norm."""
+    with mindvec.open(package) as pkg:
+        manifest = {k: v for k, v in pkg.manifest.items() if k not in ("format", "payload")}
+        name = pkg.vector().sites[0].tensor
+        vector = np.array(pkg.tensor(name), dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    random = rng.standard_normal(vector.shape)
+    random *= np.linalg.norm(vector) / np.linalg.norm(random)
+    manifest["package"] = {**manifest["package"], "id": manifest["package"]["id"] + "-random"}
+    return Path(mindvec.write(out, manifest, {name: random.astype(np.float32)}))
+
+
+def test_concept_logprob_rises_and_remove_restores(loaded: Any, package: Path, tmp_path: Path) -> None:
     example, model, tok, _ = loaded
     enc = tok("The garden behind the house", return_tensors="pt")
     with torch.no_grad():
@@ -66,7 +80,13 @@ def test_concept_logprob_rises_and_remove_restores(loaded: Any, package: Path) -
     before = example.concept_logprob(model, tok)
     with mindvec.steer(model, package, policy=Policy(allow_unsigned=True)):
         after = example.concept_logprob(model, tok)
+    rises = []
+    for seed in range(3):  # control: random directions of the same norm at the same site
+        control = _random_like(package, tmp_path / f"random{seed}.mindvec", seed)
+        with mindvec.steer(model, control, policy=Policy(allow_unsigned=True)):
+            rises.append(example.concept_logprob(model, tok) - before)
     assert after - before > 5.0  # nats, summed over 6 prompts x 6 words
+    assert max(abs(r) for r in rises) < 0.25 * (after - before), (after - before, rises)
     with torch.no_grad():
         assert torch.equal(model(**enc).logits, ref_logits)
 

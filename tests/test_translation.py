@@ -1,4 +1,7 @@
-"""translate_vector / translate / steer(via=): W v, the recommended scale, provenance."""
+"""translate_vector / translate / steer(via=): W v, the recommended scale, provenance.
+
+Translation is numpy alone, so only the tests that steer a model need torch.
+"""
 
 from __future__ import annotations
 
@@ -13,14 +16,9 @@ from mindvec.errors import InvalidError, UsageError
 from mindvec.package import write
 from mindvec.policy import Policy
 from mindvec.translation import translate, translate_vector
-
-torch = pytest.importorskip("torch")
+from tests import factories, tiny_models
 
 UNSIGNED_OK = Policy(allow_unsigned=True)
-
-from mindvec.loader.binding import model_ref  # noqa: E402
-from mindvec.loader.sites import attach  # noqa: E402
-from tests import tiny_models  # noqa: E402
 
 D_IN, D_OUT = 32, 48
 C_SRC, C_TGT = 10.0, 30.0  # vector calibration (tiny_models.vector_package) and target calibration
@@ -28,7 +26,26 @@ C_SRC, C_TGT = 10.0, 30.0  # vector calibration (tiny_models.vector_package) and
 
 @pytest.fixture(scope="module")
 def models() -> tuple[Any, Any]:
+    """Tiny torch models, for the tests that steer."""
+    pytest.importorskip("torch")
     return tiny_models.build("llama"), tiny_models.build("qwen2", hidden_size=D_OUT, seed=1)
+
+
+@pytest.fixture(scope="module")
+def refs() -> tuple[dict[str, Any], dict[str, Any]]:
+    """Manifest model entries, for the tests that only translate (no torch)."""
+    return (
+        factories.model_entry(hidden_size=D_IN, num_layers=3, model_type="llama"),
+        factories.model_entry(hidden_size=D_OUT, num_layers=3, model_type="qwen2"),
+    )
+
+
+def _ref(model: Any, note: str) -> dict[str, Any]:
+    if isinstance(model, dict):
+        return model
+    from mindvec.loader.binding import model_ref
+
+    return model_ref(model, source={"kind": "local", "note": note})
 
 
 def _mapping_package(path: Path, teacher: Any, student: Any, form: str, seed: int = 0) -> tuple[Path, Any]:
@@ -79,8 +96,8 @@ def _mapping_package(path: Path, teacher: Any, student: Any, form: str, seed: in
             "intended_effect": "none",
         },
         "models": {
-            "teacher": model_ref(teacher, source={"kind": "local", "note": "teacher"}),
-            "student": model_ref(student, source={"kind": "local", "note": "student"}),
+            "teacher": _ref(teacher, "teacher"),
+            "student": _ref(student, "student"),
         },
         "mappings": [entry],
         "provenance": {
@@ -100,10 +117,11 @@ def _v(path: Path, layer: int = 1) -> np.ndarray[Any, Any]:
     return np.array(pkg.tensor(site.tensor), dtype=np.float64)
 
 
+@pytest.mark.req("R-35")
 @pytest.mark.parametrize("form", ["affine", "orthogonal", "low_rank"])
-def test_translate_vector_is_w_v_with_recommended_scale(models: Any, tmp_path: Path, form: str) -> None:
+def test_translate_vector_is_w_v_with_recommended_scale(refs: Any, tmp_path: Path, form: str) -> None:
     """[R-35] W_eff v for each form; norm_ratio and recommended_scale by the spec's rule."""
-    teacher, student = models
+    teacher, student = refs
     vec = tiny_models.vector_package(tmp_path / "v.mindvec", teacher, layers=(0, 1), scale=3.0)
     mp, weight = _mapping_package(tmp_path / "m.mindvec", teacher, student, form)
     tv = translate_vector(vec, mp)
@@ -117,8 +135,8 @@ def test_translate_vector_is_w_v_with_recommended_scale(models: Any, tmp_path: P
     assert tv.target_site.layer == 2 and tv.source_site.layer == 1
 
 
-def test_translate_writes_package_with_parents(models: Any, tmp_path: Path) -> None:
-    teacher, student = models
+def test_translate_writes_package_with_parents(refs: Any, tmp_path: Path) -> None:
+    teacher, student = refs
     vec = tiny_models.vector_package(tmp_path / "v.mindvec", teacher, scale=3.0)
     mp, weight = _mapping_package(tmp_path / "m.mindvec", teacher, student, "affine")
     out = translate(vec, mp, tmp_path / "t.mindvec", created="2026-02-02T00:00:00Z", policy=UNSIGNED_OK)
@@ -132,7 +150,13 @@ def test_translate_writes_package_with_parents(models: Any, tmp_path: Path) -> N
     ]
     assert spec.translation is not None
     assert spec.translation["mapping_package"] == mindvec.open(mp).identity
-    assert spec.translation["recommended_scale"] == spec.scale
+    # the recommended scale and norm ratio by the spec's rule, from numpy (vector scale 3.0)
+    w_v = weight @ _v(vec)
+    ratio = float(np.linalg.norm(w_v) / (np.linalg.norm(_v(vec)) * C_TGT / C_SRC))
+    assert spec.translation["norm_ratio"] == pytest.approx(ratio, rel=1e-6)
+    assert spec.scale == pytest.approx(3.0 / ratio, rel=1e-6)
+    assert spec.translation["recommended_scale"] == pytest.approx(3.0 / ratio, rel=1e-6)
+    assert spec.scale_range[1] == pytest.approx(7.0 / ratio, rel=1e-6)  # the vector's range [0, 7], too
     assert spec.method["kind"] == "translated"
     assert pkg.manifest["models"][spec.model]["hidden_size"] == D_OUT
     assert spec.sites[0].mean_norm == C_TGT
@@ -141,6 +165,10 @@ def test_translate_writes_package_with_parents(models: Any, tmp_path: Path) -> N
 
 
 def test_via_and_translate_agree_with_each_other_and_by_hand(models: Any, tmp_path: Path) -> None:
+    import torch
+
+    from mindvec.loader.sites import attach
+
     teacher, student = models
     vec = tiny_models.vector_package(tmp_path / "v.mindvec", teacher, scale=3.0)
     mp, weight = _mapping_package(tmp_path / "m.mindvec", teacher, student, "affine")

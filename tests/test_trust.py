@@ -21,6 +21,7 @@ def _key() -> SecretKey:
     return SecretKey.generate()
 
 
+@pytest.mark.req("R-77")
 def test_parse_full_store() -> None:
     """The allowed_signers-like grammar of spec 11.2 round-trips, comments kept. [R-77]"""
     a, b, c = _key().public_key, _key().public_key, _key().public_key
@@ -70,6 +71,7 @@ def test_scope_and_window() -> None:
     assert TrustEntry.parse(entry.to_line()) == entry
 
 
+@pytest.mark.req("R-77")
 @pytest.mark.parametrize(
     ("line", "reason"),
     [
@@ -129,6 +131,7 @@ def test_edit_add_remove_revoke(tmp_path: Path) -> None:
         assert store.remove("nobody") == 0
 
 
+@pytest.mark.req("R-79")
 def test_rotation_moves_trust_entry(tmp_path: Path) -> None:
     """A rotation applies only when both signatures verify; revoked keys cannot rotate. [R-79]"""
     old, new = _key(), _key()
@@ -159,6 +162,7 @@ def test_parse_time_forms() -> None:
 # -- state -----------------------------------------------------------------------------------
 
 
+@pytest.mark.req("R-75")
 def test_state_rollback(tmp_path: Path) -> None:
     """Lower version, or same version with another identity, is rollback. [R-75]"""
     state = State(tmp_path / "state.json")
@@ -212,6 +216,7 @@ def _record_many(args: tuple[str, int]) -> None:
         store.add(TrustEntry(f"worker{worker}", SecretKey.generate().public_key))
 
 
+@pytest.mark.req("R-78")
 def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     """Four processes write the state file and the trust store at once; nothing is lost. [R-78]"""
     path = str(tmp_path / "state.json")

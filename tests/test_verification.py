@@ -71,6 +71,7 @@ def test_unsigned(tmp_path: Path, alice: SecretKey) -> None:
     assert report.error.code == "no-signature" and report.exit_code == 3
 
 
+@pytest.mark.req("R-64")
 def test_untrusted_key(tmp_path: Path, alice: SecretKey, bob: SecretKey) -> None:
     """A key that is not in the trust store gives untrusted-key; its signature is never checked. [R-64]"""
     report = verify(build(tmp_path / "x.mindvec", alice), policy=Policy(trust=trust_of(bob)))
@@ -80,6 +81,7 @@ def test_untrusted_key(tmp_path: Path, alice: SecretKey, bob: SecretKey) -> None
     assert sig.valid is None and sig.reason == "unknown-key"
 
 
+@pytest.mark.req("R-74")
 def test_revoked(tmp_path: Path, alice: SecretKey, bob: SecretKey) -> None:
     """A revoked key gives revoked, even beside a trusted signature. [R-74]"""
     path = build(tmp_path / "x.mindvec", alice, bob)
@@ -92,6 +94,7 @@ def test_revoked(tmp_path: Path, alice: SecretKey, bob: SecretKey) -> None:
     assert report.error is not None and report.error.code == "revoked"
 
 
+@pytest.mark.req("R-73")
 def test_expired_window(tmp_path: Path, alice: SecretKey) -> None:
     """A key outside its validity window is rejected as expired; `now` is settable. [R-73]"""
     path = build(tmp_path / "x.mindvec", alice)
@@ -116,6 +119,7 @@ def test_scope(tmp_path: Path, alice: SecretKey) -> None:
     assert report.error is not None and report.error.code == "scope"
 
 
+@pytest.mark.req("R-65")
 def test_signature_copied_between_packages_fails(tmp_path: Path, alice: SecretKey) -> None:
     """A signature copied from package X onto package Y fails as bad-signature. [R-65]"""
     x = build(tmp_path / "x.mindvec", alice, pkg_id="acme/x")
@@ -126,6 +130,7 @@ def test_signature_copied_between_packages_fails(tmp_path: Path, alice: SecretKe
     assert report.signatures[0].valid is False
 
 
+@pytest.mark.req("R-65")
 def test_domain_separation(tmp_path: Path, alice: SecretKey) -> None:
     """Same bytes under another payload type, or a raw signature without PAE, fail. [R-65]"""
     path = build(tmp_path / "x.mindvec")
@@ -143,6 +148,7 @@ def test_domain_separation(tmp_path: Path, alice: SecretKey) -> None:
     assert verify(path, policy=Policy(trust=store)).verdict == "verified"
 
 
+@pytest.mark.req("R-64")
 def test_keyid_must_name_the_verifying_key(tmp_path: Path, alice: SecretKey, bob: SecretKey) -> None:
     """A signature is verified only with the key its keyid names. [R-64]"""
     path = build(tmp_path / "x.mindvec")
@@ -153,6 +159,7 @@ def test_keyid_must_name_the_verifying_key(tmp_path: Path, alice: SecretKey, bob
     assert report.error is not None and report.error.code == "bad-signature"
 
 
+@pytest.mark.req("R-74")
 def test_threshold(tmp_path: Path, alice: SecretKey, bob: SecretKey) -> None:
     """Threshold 2 with one valid trusted signature fails; two distinct keys pass. [R-74]"""
     one = build(tmp_path / "one.mindvec", alice)
@@ -164,6 +171,7 @@ def test_threshold(tmp_path: Path, alice: SecretKey, bob: SecretKey) -> None:
     assert report.error is not None and report.error.code == "threshold"
 
 
+@pytest.mark.req("R-69")
 def test_digest_mismatch_and_check_order(tmp_path: Path, alice: SecretKey) -> None:
     """A tensor byte fails as digest-mismatch; with a bad signature too, step 2 wins. [R-69]"""
     path = build(tmp_path / "x.mindvec", alice)
@@ -182,6 +190,7 @@ def test_digest_mismatch_and_check_order(tmp_path: Path, alice: SecretKey) -> No
     assert report.error is not None and report.error.code == "bad-signature"
 
 
+@pytest.mark.req("R-67", "R-68")
 def test_cosign_and_detached(tmp_path: Path, alice: SecretKey, bob: SecretKey) -> None:
     """FILE.mindvec.sig is merged and checked alike; co-signing keeps the identity. [R-67] [R-68]"""
     path = build(tmp_path / "x.mindvec", alice)
@@ -212,6 +221,7 @@ def test_cosign_and_detached(tmp_path: Path, alice: SecretKey, bob: SecretKey) -
     assert verify(path, policy=Policy(trust=trust_of(alice, bob), threshold=2)).verdict == "verified"
 
 
+@pytest.mark.req("R-75")
 def test_rollback(tmp_path: Path, alice: SecretKey) -> None:
     """With a state file, v3 is accepted, then v2 of the same id is rejected; other ids unaffected. [R-75]"""
     state = State(tmp_path / "state.json")
@@ -237,6 +247,7 @@ def test_rollback(tmp_path: Path, alice: SecretKey) -> None:
     assert seen is not None and seen.version == 3
 
 
+@pytest.mark.req("R-82")
 def test_malformed_file_is_invalid(tmp_path: Path, alice: SecretKey) -> None:
     """A malformed file is reported with its code and class, not raised. [R-82]"""
     path = tmp_path / "junk.mindvec"

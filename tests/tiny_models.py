@@ -242,15 +242,24 @@ def vector_package(
     values: Any = None,
     signers: Any = (),
 ) -> Any:
-    """Write an unsigned package with one random vector for ``model`` at ``layers``."""
+    """Write an unsigned package with one random vector for ``model`` at ``layers``.
+
+    ``model`` is a torch model, or a manifest model entry (a dict) for tests without torch.
+    """
+    from collections.abc import Mapping
+
     import numpy as np
 
-    from mindvec.loader.binding import model_ref
     from mindvec.package import write
 
-    hidden = int(model.config.get_text_config().hidden_size)
+    if isinstance(model, Mapping):
+        ref = dict(model)
+    else:
+        from mindvec.loader.binding import model_ref
+
+        ref = model_ref(model, source={"kind": "local", "note": "tiny random test model"})
+    hidden = int(ref["hidden_size"])
     rng = np.random.default_rng(seed)
-    ref = model_ref(model, source={"kind": "local", "note": "tiny random test model"})
     manifest: dict[str, Any] = {
         "package": {
             "id": f"tests/{name}",
