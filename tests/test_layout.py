@@ -7,6 +7,7 @@ and under ``TYPE_CHECKING``), so a lazy import cannot hide a cycle.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,26 @@ def test_no_module_over_about_400_lines(package: str) -> None:
     }
     assert long == {}, f"split these modules, or list them in LONG_MODULES with the reason: {long}"
     assert all(reason.strip() for reason in LONG_MODULES.values())
+
+
+def _readme_tree() -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Layout") :]
+    return section[section.index("```") + 3 : section.index("```", section.index("```") + 3)]
+
+
+def test_readme_layout_names_every_module_and_only_real_ones() -> None:
+    """The README's layout section matches the tree: every module and sub-package, no ghosts."""
+    tree = _readme_tree()
+    top = {p.stem for p in (ROOT / "mindvec").glob("*.py")} - {"__main__"}
+    packages = {p.name for p in (ROOT / "mindvec").iterdir() if (p / "__init__.py").is_file()}
+    listed_files = set(re.findall(r"^  (\w+)\.py\b", tree, re.M))
+    listed_packages = set(re.findall(r"^  (\w+)/", tree, re.M))
+    assert listed_files == top, (sorted(top - listed_files), sorted(listed_files - top))
+    assert listed_packages == packages, (sorted(packages - listed_packages), sorted(listed_packages - packages))
+    for package in packages:
+        line = re.search(rf"^  {package}/(.*(?:\n {{20}}.*)*)", tree, re.M)
+        assert line is not None
+        named = set(re.findall(r"\b(\w+)\b", line[1]))
+        modules_here = {p.stem for p in (ROOT / "mindvec" / package).glob("*.py")} - {"__init__"}
+        assert modules_here <= named, f"{package}/: the README does not name {sorted(modules_here - named)}"

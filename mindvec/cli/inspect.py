@@ -19,6 +19,7 @@ import numpy as np
 
 from mindvec import package as pkg
 from mindvec.payload import as_float32
+from mindvec.site import Site
 from mindvec.text import escape as esc
 
 #: correspondences shown in text mode (all of them go to --json)
@@ -102,7 +103,7 @@ def summarize(package: pkg.Package) -> dict[str, Any]:
 
 
 def _site(site: Mapping[str, Any]) -> str:
-    return f"{esc(site['stack'])}.{site['layer']}.{esc(site['point'])}"
+    return esc(str(Site.from_dict(site)))
 
 
 def _metrics(metrics: Mapping[str, Any]) -> str:
