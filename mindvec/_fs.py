@@ -61,34 +61,19 @@ def stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
 
 
 @contextlib.contextmanager
-def atomic_writer(
-    path: str | os.PathLike[str],
-    *,
-    mode: int | None = None,
-    check: Callable[[Path], None] | None = None,
-) -> Iterator[BinaryIO]:
-    """Yield a temporary file beside ``path``; on success fsync it and rename it over ``path``.
+def atomic_path(
+    path: str | os.PathLike[str], *, check: Callable[[Path], None] | None = None
+) -> Iterator[Path]:
+    """Yield a fresh temporary path beside ``path``; rename it over ``path`` once the body is done.
 
-    ``mode``: the file's permissions, set when the temporary file is created (so a secret is
-    never readable by others, not even briefly); None keeps an existing file's mode.
-    ``check`` is called with the complete temporary file before the rename; if it raises,
-    nothing appears at ``path``. OSError becomes ``io``.
+    ``check`` is called with the complete temporary file before the rename; if it (or the
+    body) raises, nothing appears at ``path`` and the temporary file is removed. OSError
+    becomes ``io``. For writers that insist on a file name; others use :func:`atomic_writer`.
     """
     target = Path(path)
-    final_mode = _default_mode(target) if mode is None else mode
     tmp = temporary_name(target)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, final_mode)
-    except OSError as exc:
-        raise UsageError(
-            "io", f"cannot write in {_folder(target)}: {exc.strerror or exc}; check that the folder exists"
-        ) from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), final_mode)  # umask may have narrowed it
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
+        yield tmp
         if check is not None:
             check(tmp)
         os.replace(tmp, target)
@@ -96,26 +81,34 @@ def atomic_writer(
         with contextlib.suppress(OSError):
             tmp.unlink()
         if isinstance(exc, OSError):
-            raise UsageError("io", f"cannot write {target}: {exc.strerror or exc}") from None
+            raise UsageError(
+                "io", f"cannot write {target}: {exc.strerror or exc}; check that the folder exists"
+            ) from None
         raise
     _fsync_dir(_folder(target))
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path for a writer that insists on a file name; rename it on success."""
+def atomic_writer(
+    path: str | os.PathLike[str],
+    *,
+    mode: int | None = None,
+    check: Callable[[Path], None] | None = None,
+) -> Iterator[BinaryIO]:
+    """Yield an open temporary file beside ``path``; fsync it and rename it over ``path`` on success.
+
+    ``mode``: the file's permissions, set when the temporary file is created (so a secret is
+    never readable by others, not even briefly); None keeps an existing file's mode.
+    """
     target = Path(path)
-    tmp = temporary_name(target)
-    try:
-        yield tmp
-        os.replace(tmp, target)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        if isinstance(exc, OSError):
-            raise UsageError("io", f"cannot write {target}: {exc.strerror or exc}") from None
-        raise
-    _fsync_dir(_folder(target))
+    final_mode = _default_mode(target) if mode is None else mode
+    with atomic_path(target, check=check) as tmp:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, final_mode)
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), final_mode)  # umask may have narrowed it
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int | None = None) -> Path:

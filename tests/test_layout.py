@@ -176,7 +176,10 @@ def test_readme_layout_names_every_module_and_only_real_ones() -> None:
     listed_files = set(re.findall(r"^  (\w+)\.py\b", tree, re.M))
     listed_packages = set(re.findall(r"^  (\w+)/", tree, re.M))
     assert listed_files == top, (sorted(top - listed_files), sorted(listed_files - top))
-    assert listed_packages == packages, (sorted(packages - listed_packages), sorted(listed_packages - packages))
+    assert listed_packages == packages, (
+        sorted(packages - listed_packages),
+        sorted(listed_packages - packages),
+    )
     for package in packages:
         line = re.search(rf"^  {package}/(.*(?:\n {{20}}.*)*)", tree, re.M)
         assert line is not None
