@@ -18,6 +18,7 @@ import base64
 import binascii
 import json
 import os
+import re
 import stat
 import warnings
 from dataclasses import dataclass, field
@@ -115,7 +116,7 @@ class PublicKey:
     @classmethod
     def from_line(cls, line: str) -> tuple[PublicKey, str]:
         """Parse ``ed25519 <base64> [comment]`` into the key and its comment."""
-        parts = line.strip().split(None, 2)
+        parts = re.split(r"[ \t]+", line.removesuffix("\n").removesuffix("\r").strip(" \t"), maxsplit=2)
         if len(parts) < 2 or parts[0] != ALG:
             raise UsageError("key-file", "a public key line reads 'ed25519 <base64 key> [comment]'")
         raw = b64decode(parts[1], "the public key", PUBLIC_KEY_LEN)
@@ -143,7 +144,8 @@ class PublicKey:
             text = Path(path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise UsageError("key-file", f"cannot read public key file {path}: {exc}") from exc
-        lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+        raw_lines = [ln.removesuffix("\r") for ln in text.split("\n")]  # LF (or CRLF) ends a line
+        lines = [ln for ln in raw_lines if ln.strip(" \t") and not ln.lstrip(" \t").startswith("#")]
         if len(lines) != 1:
             raise UsageError(
                 "key-file", f"{path} must hold exactly one line 'ed25519 <base64 key> [comment]'"

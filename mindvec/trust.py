@@ -30,6 +30,7 @@ import contextlib
 import fnmatch
 import os
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -55,8 +56,41 @@ __all__ = [
 
 REVOKED_MARKER = "@revoked"
 OPTION_NAMES = ("packages", "repos", "valid-after", "valid-before")
-_PRINCIPAL = re.compile(r"^[^\s\"#@][^\s\"]{0,255}$")
-_COMPACT_TIME = re.compile(r"^(\d{4})(\d{2})(\d{2})(?:(\d{2})(\d{2})(\d{2}))?Z?$")
+#: a principal: no space, no quote, no "=" (that would read as an option), not "#" or "@" first
+_PRINCIPAL = re.compile(r"[^\s\"#@=][^\s\"=]{0,255}")
+_COMPACT_TIME = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})(?:([0-9]{2})([0-9]{2})([0-9]{2}))?Z?")
+#: the only characters that separate tokens (the grammar's WSP)
+_WSP = " \t"
+_WSP_RUN = re.compile(r"[ \t]+")
+#: Unicode categories a trust store may not hold anywhere (controls other than HTAB, format
+#: characters such as bidi overrides, line and paragraph separators, spaces other than SP):
+#: each could make a line read differently to mindvec and to a person or to grep
+_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs"})
+
+
+def _forbidden(char: str) -> bool:
+    return char not in _WSP and unicodedata.category(char) in _FORBIDDEN_CATEGORIES
+
+
+def store_lines(text: str, source: str = "trust store") -> list[str]:
+    """The store's lines by the grammar: LF ends a line (a CR right before it is dropped);
+    any other line break, control, format or non-ASCII space character is ``trust-store``."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the LF that ends the last line
+    out = []
+    for number, line in enumerate(lines, start=1):
+        if line.endswith("\r"):
+            line = line[:-1]
+        bad = next((c for c in line if _forbidden(c)), None)
+        if bad is not None:
+            raise UsageError(
+                "trust-store",
+                f"{source}: line {number}: character U+{ord(bad):04X} is not allowed in a trust store; "
+                "tokens are separated by spaces or tabs and lines end with LF; fix or delete that line",
+            )
+        out.append(line)
+    return out
 
 
 def default_trust_path() -> Path:
@@ -66,16 +100,23 @@ def default_trust_path() -> Path:
 
 
 def parse_time(text: str) -> datetime:
-    """``YYYYMMDD[HHMMSS][Z]`` or ISO 8601, as an aware UTC datetime (naive means UTC)."""
-    match = _COMPACT_TIME.match(text)
+    """``YYYYMMDD[HHMMSS][Z]`` or ISO 8601, as an aware UTC datetime (naive means UTC).
+
+    Only ASCII digits count (``int`` would read Arabic-Indic ones too), and a time that does
+    not exist or does not fit in UTC (9999-12-31T23:59:59-01:00) is an ``argument`` error.
+    """
+    bad = f"{text[:60]!r} is not a time; write YYYYMMDD[HHMMSS]Z or ISO 8601 (UTC, ASCII digits)"
+    if not text.isascii():
+        raise UsageError("argument", bad)
+    match = _COMPACT_TIME.fullmatch(text)
     try:
         if match:
             y, mo, d, h, mi, s = (int(p) for p in match.groups(default="0"))
             return datetime(y, mo, d, h, mi, s, tzinfo=timezone.utc)
         value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError as exc:
-        raise UsageError("argument", f"{text!r} is not a time; write YYYYMMDD[HHMMSS]Z or ISO 8601") from exc
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    except (ValueError, OverflowError) as exc:
+        raise UsageError("argument", bad) from exc
 
 
 def format_time(value: datetime) -> str:
@@ -91,7 +132,7 @@ def _split_tokens(line: str) -> list[str]:
     for char in line:
         if char == '"':
             quoted = not quoted
-        if char.isspace() and not quoted:
+        if char in _WSP and not quoted:
             if current:
                 tokens.append("".join(current))
                 current = []
@@ -133,7 +174,7 @@ def _split_options(text: str) -> list[tuple[str, str]]:
 
 def _globs(value: str, name: str) -> tuple[str, ...]:
     globs = tuple(g.strip() for g in value.split(","))
-    if not globs or any(not g or any(c.isspace() for c in g) for g in globs):
+    if not globs or any(not g or any(c in _WSP for c in g) for g in globs):
         raise ValueError(f"{name} must be a comma-separated list of non-empty globs")
     return globs
 
@@ -151,10 +192,14 @@ class TrustEntry:
     comment: str = ""
 
     def __post_init__(self) -> None:
-        if not _PRINCIPAL.match(self.principal):
+        if not isinstance(self.principal, str) or not _PRINCIPAL.fullmatch(self.principal):
             raise UsageError(
-                "argument", f"principal {self.principal!r} must be one word without quotes, '#' or '@' first"
+                "argument",
+                f"principal {self.principal!r} must be one word of at most 256 characters, without "
+                "spaces, quotes or '=', not starting with '#' or '@'",
             )
+        if any(_forbidden(c) for c in self.principal) or any(_forbidden(c) for c in self.comment):
+            raise UsageError("argument", "a principal or comment may not hold control or format characters")
 
     def in_window(self, now: datetime) -> bool:
         if self.valid_after is not None and now < self.valid_after:
@@ -241,7 +286,7 @@ class Revocation:
 
     @classmethod
     def parse(cls, line: str) -> Revocation:
-        rest = line.strip()[len(REVOKED_MARKER) :].strip()
+        rest = line.strip(_WSP)[len(REVOKED_MARKER) :].strip(_WSP)
         try:
             key, comment = PublicKey.from_line(rest)
         except UsageError:
@@ -285,15 +330,16 @@ class TrustStore:
     @classmethod
     def parse(cls, text: str, source: str = "trust store", path: Path | None = None) -> TrustStore:
         lines: list[Line] = []
-        for number, raw in enumerate(text.splitlines(), start=1):
-            stripped = raw.strip()
+        for number, raw in enumerate(store_lines(text, source), start=1):
+            stripped = raw.strip(_WSP)
             try:
                 if not stripped or stripped.startswith("#"):
                     lines.append(raw)
-                elif stripped.split(None, 1)[0] == REVOKED_MARKER:
+                elif _WSP_RUN.split(stripped, maxsplit=1)[0] == REVOKED_MARKER:
                     lines.append(Revocation.parse(stripped))
                 elif stripped.startswith("@"):
-                    raise ValueError(f"unknown marker {stripped.split(None, 1)[0]!r}; only @revoked exists")
+                    marker = _WSP_RUN.split(stripped, maxsplit=1)[0]
+                    raise ValueError(f"unknown marker {marker[:40]!r}; only @revoked exists")
                 else:
                     lines.append(TrustEntry.parse(stripped))
             except ValueError as exc:

@@ -239,3 +239,98 @@ def test_rewrites_keep_file_mode(tmp_path: Path) -> None:
     with TrustStore.edit(path) as store:
         store.add(TrustEntry("dave", _key().public_key))
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+# ---------------------------------------------------------------- hardening (issue 13, findings 4-7)
+
+HIDDEN_BREAKS = ["\r", "\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
+HIDDEN_SPACES = ["\xa0", "\u3000", "\u2007", "\u202e", "\x00"]
+
+
+@pytest.mark.req("R-77")
+@pytest.mark.parametrize("char", HIDDEN_BREAKS)
+def test_a_hidden_line_break_in_a_comment_trusts_nobody(char: str) -> None:
+    """Finding 4: '# see the wiki<U+0085>mallory ed25519 KEY' is one comment line to the grammar
+    and to grep; before, splitlines() made it trust mallory. Now the store is refused."""
+    mallory = _key()
+    text = f"# see the wiki{char}mallory ed25519 {mallory.public_key.base64}\n"
+    with pytest.raises(UsageError) as err:
+        TrustStore.parse(text, "s")
+    assert err.value.code == "trust-store" and "line 1" in err.value.message
+
+
+@pytest.mark.req("R-77")
+def test_a_hidden_revocation_is_refused_not_skipped() -> None:
+    """Finding 4: an @revoked line hidden behind U+2028 must not silently vanish (or appear)."""
+    key = _key()
+    text = f"alice ed25519 {key.public_key.base64}\n# note\u2028@revoked ed25519 {key.public_key.base64}\n"
+    with pytest.raises(UsageError) as err:
+        TrustStore.parse(text, "s")
+    assert "line 2" in err.value.message
+
+
+@pytest.mark.req("R-77")
+@pytest.mark.parametrize("char", HIDDEN_SPACES)
+def test_only_space_and_tab_separate_tokens(char: str) -> None:
+    """Finding 4: NBSP, U+3000 and other non-ASCII spaces are not separators; they are refused."""
+    key = _key()
+    with pytest.raises(UsageError):
+        TrustStore.parse(f"alice{char}ed25519 {key.public_key.base64}\n", "s")
+    tabbed = TrustStore.parse(f"alice\ted25519\t{key.public_key.base64}\tlaptop\n", "s")
+    assert [(e.principal, e.comment) for e in tabbed.entries] == [("alice", "laptop")]
+
+
+@pytest.mark.req("R-77")
+def test_crlf_line_endings_are_read_as_lf() -> None:
+    """Finding 4: the spec decides CRLF: a CR right before LF ends the line with it; a lone CR is refused."""
+    a, b = _key(), _key()
+    crlf = f"# team\r\nalice ed25519 {a.public_key.base64}\r\nbob ed25519 {b.public_key.base64}\r\n"
+    store = TrustStore.parse(crlf, "s")
+    assert [e.principal for e in store.entries] == ["alice", "bob"]
+    assert TrustStore.parse(crlf.replace("\r\n", "\n"), "s").entries == store.entries
+    with pytest.raises(UsageError):
+        TrustStore.parse(f"alice ed25519 {a.public_key.base64}\rbob ed25519 {b.public_key.base64}\n", "s")
+
+
+def test_times_take_ascii_digits_only() -> None:
+    """Finding 4: `\\d` matched Arabic-Indic digits; now only ASCII 0-9 is a digit."""
+    assert parse_time("20260101Z") == datetime(2026, 1, 1, tzinfo=timezone.utc)
+    for text in ("٢٠٢٦٠١٠١Z", "２０２６０１０１", "2026-01-0١"):
+        with pytest.raises(UsageError) as err:
+            parse_time(text)
+        assert err.value.code == "argument"
+
+
+@pytest.mark.parametrize("principal", ["alice\n", "alice\r", "a\u2028", "pack=ages", "x" * 257])
+def test_principal_is_validated_on_the_whole_string(principal: str) -> None:
+    """Finding 5: `$` matched before a final newline, so 'alice\\n' passed and the store that
+    `trust add` wrote was refused at line 1 ever after. fullmatch now refuses it up front."""
+    with pytest.raises(UsageError) as err:
+        TrustEntry(principal, _key().public_key)
+    assert err.value.code == "argument"
+
+
+@pytest.mark.req("R-77")
+def test_an_options_token_is_not_a_principal() -> None:
+    """Finding 6: 'packages=acme/* ed25519 KEY' was principal 'packages=acme/*' with no scope,
+    so the key could sign anything. A principal cannot contain '='; the line is refused."""
+    key = _key()
+    with pytest.raises(UsageError) as err:
+        TrustStore.parse(f'packages="acme/*" ed25519 {key.public_key.base64}\n', "s")
+    assert err.value.code == "trust-store" and "line 1" in err.value.message
+    ok = TrustStore.parse(f'alice packages="acme/*" ed25519 {key.public_key.base64}\n', "s")
+    assert ok.entries[0].packages == ("acme/*",)
+
+
+@pytest.mark.parametrize(
+    "text", ["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00", "20260230", "99999999999999Z"]
+)
+def test_times_that_do_not_exist_or_overflow_are_typed_errors(text: str) -> None:
+    """Finding 7: valid-before=9999-12-31T23:59:59-01:00 raised OverflowError; now `argument`,
+    and inside a store `trust-store` naming the line."""
+    with pytest.raises(UsageError) as err:
+        parse_time(text)
+    assert err.value.code == "argument"
+    with pytest.raises(UsageError) as err:
+        TrustStore.parse(f"alice valid-before={text} ed25519 {_key().public_key.base64}\n", "s")
+    assert err.value.code == "trust-store" and "line 1" in err.value.message

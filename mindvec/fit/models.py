@@ -20,7 +20,7 @@ from mindvec._fs import atomic_write, sha256_file
 from mindvec.errors import UsageError
 
 ASSETS = ("smollm2", "gemma3", "qwen25-coder")
-_QUANT = re.compile(r"(?i)(?:^|[.\-_])((?:IQ|Q)\d(?:_[A-Z0-9]+)*|F16|F32|BF16)(?=\.gguf$)")
+_QUANT = re.compile(r"(?i)(?:^|[.\-_])((?:IQ|Q)\d(?:_[A-Z0-9]+)*|F16|F32|BF16)(?=\.gguf\Z)")
 
 
 @dataclass

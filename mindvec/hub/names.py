@@ -19,11 +19,11 @@ KEYS_DIR = "keys"
 CARD_NAME = "README.md"
 PACKAGE_SUFFIX = ".mindvec"
 
-REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
-_SEGMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-_REVISION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,127}$")
-_COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
-_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}\Z")
+_SEGMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
+_REVISION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,127}\Z")
+_COMMIT_RE = re.compile(r"^[0-9a-f]{40}\Z")
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}\Z")
 
 
 # ---------------------------------------------------------------------------- names and URLs

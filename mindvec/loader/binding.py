@@ -37,7 +37,7 @@ DIGEST_KEYS = (
     "intermediate_size",
     "vocab_size",
 )
-_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 
 
 class BindingWarning(UserWarning):
