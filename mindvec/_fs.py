@@ -1,4 +1,4 @@
-"""The one atomic writer and the one file hasher.
+"""The one atomic writer, the one bounded reader and the one file hasher.
 
 Every file mindvec writes (packages, signatures, key files, the trust store, the state file,
 caches) goes through :func:`atomic_writer`: a temporary file beside the target, fsync, rename,
@@ -8,19 +8,27 @@ Temporary files are named ``.<target>.<pid>.<random>.mindvec-tmp`` so that a per
 later clean-up) can tell them from anything else. A write that raises, or is interrupted
 with Ctrl-C, removes its temporary file. ``SIGKILL`` (or a power cut) can leave one behind;
 nothing ever reads it, and :func:`stale_temporaries` lists them.
+
+Every file mindvec reads that a user or a download hands it (packages, ``.sig`` files, trust
+stores, state files, key files, rotation records) is opened with :func:`open_regular`: a FIFO
+or a device is refused before a single byte is read (a FIFO would block forever, ``/dev/zero``
+would be read until memory runs out), and :func:`read_capped` never reads past its limit,
+whatever ``st_size`` says. Only a passphrase may come from a pipe (``<(pass show key)``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import secrets
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from mindvec.errors import UsageError
+from mindvec.errors import UsageError, error_for
 
 TMP_SUFFIX = ".mindvec-tmp"
 HASH_CHUNK = 1 << 20
@@ -116,6 +124,55 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int | None = N
     with atomic_writer(path, mode=mode) as handle:
         handle.write(data)
     return Path(path)
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+
+
+def open_regular(path: str | os.PathLike[str], *, what: str = "file", allow_pipe: bool = False) -> BinaryIO:
+    """Open ``path`` for reading only if it is a regular file (or, with ``allow_pipe``, a pipe).
+
+    The open itself never blocks: ``O_NONBLOCK`` keeps a FIFO with no writer from hanging us,
+    and the file type is checked on the open descriptor, so a symbolic link to ``/dev/zero``
+    or a file swapped in after a check is refused too. Raises ``io``.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise UsageError("io", f"cannot read {what} {path}: {exc.strerror or exc}; check the path") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode) and not (allow_pipe and stat.S_ISFIFO(mode)):
+        os.close(fd)
+        raise UsageError("io", f"{what} {path} is {_kind(mode)}; pass a regular file")
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_NONBLOCK)  # ordinary blocking reads from here on
+    return os.fdopen(fd, "rb")
+
+
+def read_capped(
+    path: str | os.PathLike[str],
+    limit: int,
+    *,
+    what: str = "file",
+    code: str = "io",
+    allow_pipe: bool = False,
+) -> bytes:
+    """The whole of a regular file (or pipe) of at most ``limit`` bytes; longer is error ``code``."""
+    with open_regular(path, what=what, allow_pipe=allow_pipe) as handle:
+        try:
+            data = handle.read(limit + 1)
+        except OSError as exc:
+            raise UsageError("io", f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise error_for(code, f"{what} {path} is larger than {limit} bytes; this is not a {what}")
+    return data
 
 
 def sha256_file(path: str | os.PathLike[str]) -> bytes:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from mindvec import canonical
-from mindvec._fs import atomic_writer
+from mindvec._fs import atomic_writer, open_regular
 from mindvec.errors import MalformedError, UsageError
 from mindvec.limits import (
     ALIGN,
@@ -271,11 +271,8 @@ def read_layout(handle: BinaryIO, file_size: int) -> Layout:
 
 
 def _open_for_read(path: Path) -> BinaryIO:
-    try:
-        handle: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed by the caller's with-block
-        return handle
-    except OSError as exc:
-        raise UsageError("io", f"cannot read {path}: {exc.strerror or exc}; check the path") from None
+    """A regular file only: a FIFO would block and a device would never end (``_fs.open_regular``)."""
+    return open_regular(path, what="package")
 
 
 def read_raw(path: str | os.PathLike[str]) -> RawPackage:

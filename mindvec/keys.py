@@ -31,10 +31,11 @@ import nacl.secret
 import nacl.signing
 import nacl.utils
 
-from mindvec._fs import atomic_write
+from mindvec._fs import atomic_write, read_capped
 from mindvec.container import SignatureEntry
 from mindvec.errors import UsageError
 from mindvec.limits import MAX_KEY_FILE, PUBLIC_KEY_LEN, SIG_LEN
+from mindvec.schema import load_json_file
 from mindvec.signing import ALG, keyid, pae
 
 KEY_FILE_TYPE = "mindvec-secret-key"
@@ -140,10 +141,11 @@ class PublicKey:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> PublicKey:
+        data = read_capped(path, MAX_KEY_FILE, what="public key file", code="key-file")
         try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError("key-file", f"cannot read public key file {path}: {exc}") from exc
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UsageError("key-file", f"public key file {path} is not UTF-8 text") from exc
         raw_lines = [ln.removesuffix("\r") for ln in text.split("\n")]  # LF (or CRLF) ends a line
         lines = [ln for ln in raw_lines if ln.strip(" \t") and not ln.lstrip(" \t").startswith("#")]
         if len(lines) != 1:
@@ -238,11 +240,9 @@ class SecretKey:
     @classmethod
     def load(cls, path: str | os.PathLike[str], passphrase: str | bytes | None = None) -> SecretKey:
         """Read a key file; warns when it is readable by group or others."""
+        data = read_capped(path, MAX_KEY_FILE, what="key file", code="key-file")
         try:
             st = os.stat(path)
-            if st.st_size > MAX_KEY_FILE:
-                raise UsageError("key-file", f"{path} is {st.st_size} bytes; a key file is a few hundred")
-            data = Path(path).read_bytes()
         except OSError as exc:
             raise UsageError("key-file", f"cannot read key file {path}: {exc.strerror}") from exc
         if os.name == "posix" and stat.S_IMODE(st.st_mode) & 0o077:
@@ -257,16 +257,12 @@ class SecretKey:
     def from_file_bytes(
         cls, data: bytes, passphrase: str | bytes | None = None, source: str = "key file"
     ) -> SecretKey:
-        try:
-            doc = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise UsageError("key-file", f"{source} is not a mindvec secret key file (JSON)") from exc
-        if not isinstance(doc, dict) or doc.get("type") != KEY_FILE_TYPE:
-            raise UsageError(
-                "key-file", f"{source} is not a mindvec secret key file; make one with 'mindvec keygen'"
-            )
-        if doc.get("version") != KEY_FILE_VERSION or doc.get("alg") != ALG:
-            raise UsageError("key-file", f"{source}: unsupported key file version or algorithm")
+        doc = load_json_file(
+            data,
+            "secret-key.schema.json",
+            source=f"{source} (a mindvec secret key file, as 'mindvec keygen' makes)",
+            code="key-file",
+        )
         public = PublicKey(b64decode(doc.get("public_key"), "public_key", PUBLIC_KEY_LEN))
         comment = doc.get("comment") or ""
         if not isinstance(comment, str):

@@ -14,7 +14,6 @@ packages atomically (as :func:`write` does) never change a mapped file.
 
 from __future__ import annotations
 
-import builtins
 import hashlib
 import hmac
 import mmap
@@ -29,7 +28,7 @@ import numpy as np
 
 from mindvec import canonical
 from mindvec import manifest as mf
-from mindvec._fs import atomic_writer
+from mindvec._fs import atomic_writer, open_regular
 from mindvec.container import (
     RawPackage,
     SignatureEntry,
@@ -278,7 +277,7 @@ def _read_header_bytes(raw: RawPackage) -> bytes:
     """Read the safetensors header length, bound it, and only then read the header."""
     start = raw.layout.payload_offset
     try:
-        with builtins.open(raw.path, "rb") as handle:
+        with open_regular(raw.path, what="package") as handle:
             handle.seek(start)
             header_len = read_header_len(handle.read(8), raw.layout.payload_len)
             data = handle.read(header_len)
@@ -293,7 +292,7 @@ def _read_header_bytes(raw: RawPackage) -> bytes:
 
 def _map_file(raw: RawPackage) -> mmap.mmap:
     try:
-        with builtins.open(raw.path, "rb") as handle:
+        with open_regular(raw.path, what="package") as handle:
             if os.fstat(handle.fileno()).st_size != raw.file_size:
                 raise MalformedError(
                     "truncated", f"{raw.path} changed size since it was opened; open it again"

@@ -25,7 +25,8 @@ from mindvec.container import SignatureEntry
 from mindvec.errors import MindvecError, UnverifiedError, UsageError
 from mindvec.keys import PublicKey
 from mindvec.state import State
-from mindvec.trust import TrustEntry, TrustStore, parse_time
+from mindvec.times import parse_time
+from mindvec.trust import TrustEntry, TrustStore
 
 TrustArg = TrustStore | str | os.PathLike[str] | None
 StateArg = State | str | os.PathLike[str] | None

@@ -16,6 +16,7 @@ from mindvec import canonical
 from mindvec.errors import MindvecError, UnverifiedError, UsageError
 from mindvec.keys import PublicKey, SecretKey, b64, b64decode
 from mindvec.limits import MAX_ROTATION_FILE, PUBLIC_KEY_LEN, SIG_LEN
+from mindvec.schema import load_json_file
 from mindvec.signing import pae
 
 ROTATION_PAYLOAD_TYPE = b"application/vnd.mindvec.rotation.v1+msgpack"
@@ -110,14 +111,12 @@ class RotationRecord:
     def from_bytes(cls, data: bytes) -> RotationRecord:
         if len(data) > MAX_ROTATION_FILE:
             raise UsageError("key-file", "a rotation record is a few hundred bytes; this file is far larger")
-        try:
-            doc = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise UsageError("key-file", "not a mindvec rotation record (JSON)") from None
-        if not isinstance(doc, dict) or doc.get("type") != ROTATION_TYPE:
-            raise UsageError(
-                "key-file", "not a mindvec rotation record; make one with 'mindvec keygen --rotate-from'"
-            )
+        doc = load_json_file(
+            data,
+            "rotation.schema.json",
+            source="the rotation record (as 'mindvec keygen --rotate-from' makes)",
+            code="key-file",
+        )
         record = cls(
             b64decode(doc.get("body"), "body"),
             b64decode(doc.get("old_sig"), "old_sig", SIG_LEN),

@@ -19,26 +19,55 @@ from typing import Any
 from jsonschema import validators
 from jsonschema.exceptions import ValidationError, best_match
 
-from mindvec.errors import InvalidError
+from mindvec.errors import InvalidError, error_for
 from mindvec.limits import FORMAT_VERSION
 from mindvec.text import escape
 
 SCHEMA_FILE = "manifest.schema.json"
 
 
-def schema_path() -> Path:
-    """Find the schema in an installed wheel (mindvec/schemas) or the source tree."""
+def schema_path(name: str = SCHEMA_FILE) -> Path:
+    """Find a schema in an installed wheel (mindvec/schemas) or the source tree."""
     here = Path(__file__).resolve().parent
-    for candidate in (here / "schemas" / SCHEMA_FILE, here.parent / "schemas" / SCHEMA_FILE):
+    for candidate in (here / "schemas" / name, here.parent / "schemas" / name):
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError(f"{SCHEMA_FILE} is missing from the mindvec installation; reinstall mindvec")
+    raise FileNotFoundError(f"{name} is missing from the mindvec installation; reinstall mindvec")
 
 
-@lru_cache(maxsize=1)
-def load_schema() -> dict[str, Any]:
-    schema: dict[str, Any] = json.loads(schema_path().read_text(encoding="utf-8"))
+@lru_cache(maxsize=8)
+def load_schema(name: str = SCHEMA_FILE) -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads(schema_path(name).read_text(encoding="utf-8"))
     return schema
+
+
+@lru_cache(maxsize=8)
+def _file_validator(name: str) -> Any:
+    return _validator_class()(load_schema(name))
+
+
+def load_json_file(data: bytes, name: str, *, source: str, code: str) -> dict[str, Any]:
+    """A JSON file mindvec writes (state, key file, rotation record), decoded and schema-checked.
+
+    Deep nesting, a 5000-digit number or a member of the wrong type is error ``code`` naming
+    where, never a RecursionError, ValueError or AttributeError from inside a caller.
+    """
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise error_for(code, f"{source} is not UTF-8 text") from None
+    except RecursionError:
+        raise error_for(code, f"{source} nests too deeply to be a mindvec file") from None
+    except ValueError as exc:  # JSONDecodeError, and integers with too many digits
+        raise error_for(code, f"{source} is not valid JSON ({escape(str(exc), 120)})") from None
+    error = next(iter(_file_validator(name).iter_errors(doc)), None)
+    if error is not None:
+        where = "/".join(str(part) for part in error.absolute_path) or "(top level)"
+        raise error_for(
+            code, f"{source} at {escape(where, 120)}: {escape(error.message, 200)}; is it the right file?"
+        )
+    result: dict[str, Any] = doc
+    return result
 
 
 def _is_integer(checker: Any, instance: Any) -> bool:

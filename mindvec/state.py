@@ -16,11 +16,12 @@ from typing import Any
 
 import filelock
 
-from mindvec._fs import atomic_write
+from mindvec._fs import atomic_write, read_capped
 from mindvec.errors import UnverifiedError, UsageError
 from mindvec.keys import PublicKey
-from mindvec.limits import LOCK_TIMEOUT_S
+from mindvec.limits import LOCK_TIMEOUT_S, MAX_STATE_FILE
 from mindvec.rotation import RotationRecord
+from mindvec.schema import load_json_file
 
 STATE_TYPE = "mindvec-state"
 STATE_VERSION = 1
@@ -79,29 +80,15 @@ class State:
             raise UsageError("io", f"{self.path}.lock is held by another process; retry later") from None
 
     def _read(self) -> dict[str, Any]:
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
+        if not os.path.lexists(self.path):
             return {"type": STATE_TYPE, "version": STATE_VERSION, "packages": {}, "pins": {}}
-        except OSError as exc:
-            raise UsageError("trust-store", f"cannot read state file {self.path}: {exc.strerror}") from exc
-        try:
-            doc = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise UsageError(
-                "trust-store", f"state file {self.path} is not JSON; move it away to start over"
-            ) from None
-        if (
-            not isinstance(doc, dict)
-            or doc.get("type") != STATE_TYPE
-            or doc.get("version") != STATE_VERSION
-            or not isinstance(doc.get("packages"), dict)
-            or not isinstance(doc.get("pins"), dict)
-        ):
-            raise UsageError(
-                "trust-store", f"{self.path} is not a mindvec state file; move it away to start over"
-            )
-        return doc
+        data = read_capped(self.path, MAX_STATE_FILE, what="state file", code="trust-store")
+        return load_json_file(
+            data,
+            "state.schema.json",
+            source=f"state file {self.path} (move it away to start over)",
+            code="trust-store",
+        )
 
     # -- rollback -------------------------------------------------------------------------
 

@@ -33,32 +33,30 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import filelock
 
-from mindvec._fs import atomic_write
+from mindvec._fs import atomic_write, read_capped
 from mindvec.errors import UsageError
 from mindvec.keys import PublicKey
 from mindvec.limits import LOCK_TIMEOUT_S, MAX_TRUST_STORE
 from mindvec.rotation import RotationRecord
 from mindvec.signing import ALG
+from mindvec.times import format_time, parse_time
 
 __all__ = [
     "Revocation",
     "TrustEntry",
     "TrustStore",
     "default_trust_path",
-    "format_time",
-    "parse_time",
 ]
 
 REVOKED_MARKER = "@revoked"
 OPTION_NAMES = ("packages", "repos", "valid-after", "valid-before")
 #: a principal: no space, no quote, no "=" (that would read as an option), not "#" or "@" first
 _PRINCIPAL = re.compile(r"[^\s\"#@=][^\s\"=]{0,255}")
-_COMPACT_TIME = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})(?:([0-9]{2})([0-9]{2})([0-9]{2}))?Z?")
 #: the only characters that separate tokens (the grammar's WSP)
 _WSP = " \t"
 _WSP_RUN = re.compile(r"[ \t]+")
@@ -97,31 +95,6 @@ def default_trust_path() -> Path:
     """``$XDG_CONFIG_HOME/mindvec/allowed_signers``, or ``~/.config/...`` when unset."""
     base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
     return Path(base) / "mindvec" / "allowed_signers"
-
-
-def parse_time(text: str) -> datetime:
-    """``YYYYMMDD[HHMMSS][Z]`` or ISO 8601, as an aware UTC datetime (naive means UTC).
-
-    Only ASCII digits count (``int`` would read Arabic-Indic ones too), and a time that does
-    not exist or does not fit in UTC (9999-12-31T23:59:59-01:00) is an ``argument`` error.
-    """
-    bad = f"{text[:60]!r} is not a time; write YYYYMMDD[HHMMSS]Z or ISO 8601 (UTC, ASCII digits)"
-    if not text.isascii():
-        raise UsageError("argument", bad)
-    match = _COMPACT_TIME.fullmatch(text)
-    try:
-        if match:
-            y, mo, d, h, mi, s = (int(p) for p in match.groups(default="0"))
-            return datetime(y, mo, d, h, mi, s, tzinfo=timezone.utc)
-        value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-    except (ValueError, OverflowError) as exc:
-        raise UsageError("argument", bad) from exc
-
-
-def format_time(value: datetime) -> str:
-    """The trust store form ``YYYYMMDDHHMMSSZ`` (UTC)."""
-    return value.astimezone(timezone.utc).strftime("%Y%m%d%H%M%SZ")
 
 
 def _split_tokens(line: str) -> list[str]:
@@ -352,14 +325,9 @@ class TrustStore:
     def load(cls, path: str | os.PathLike[str] | None = None) -> TrustStore:
         """Read the store; a missing file (default or given) is an empty store."""
         target = Path(path) if path is not None else default_trust_path()
-        try:
-            data = target.read_bytes()
-        except FileNotFoundError:
+        if not os.path.lexists(target):
             return cls([], target)
-        except OSError as exc:
-            raise UsageError("trust-store", f"cannot read trust store {target}: {exc.strerror}") from exc
-        if len(data) > MAX_TRUST_STORE:
-            raise UsageError("trust-store", f"{target} is larger than {MAX_TRUST_STORE} bytes")
+        data = read_capped(target, MAX_TRUST_STORE, what="trust store", code="trust-store")
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from mindvec import canonical, container, limits
+from mindvec._fs import read_capped
 from mindvec.container import SignatureEntry
 from mindvec.errors import InvalidError, MalformedError, MindvecError, UnverifiedError, UsageError
 from mindvec.keys import PublicKey
@@ -184,13 +185,7 @@ def _detached_entries(
             return None, []
     else:
         sig_path = Path(detached)
-    try:
-        size = sig_path.stat().st_size
-        if size > limits.MAX_SIG_BLOCK:
-            raise MalformedError("bounds", f"{sig_path} is {size} bytes; a signature block is at most 65536")
-        data = sig_path.read_bytes()
-    except OSError as exc:
-        raise UsageError("io", f"cannot read detached signatures {sig_path}: {exc.strerror}") from None
+    data = read_capped(sig_path, limits.MAX_SIG_BLOCK, what="detached signature file", code="bounds")
     return sig_path, container.decode_signature_block(data)
 
 

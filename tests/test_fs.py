@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,3 +59,111 @@ def test_sha256_file(tmp_path: Path) -> None:
     assert _fs.sha256_file(tmp_path / "f") == hashlib.sha256(data).digest()
     with pytest.raises(UsageError):
         _fs.sha256_file(tmp_path / "nope")
+
+
+# ---------------------------------------------------------------- issue 13, finding 9: special files
+
+
+def _within(seconds: float, call: Any) -> Any:
+    """Run ``call`` in a thread; a call that blocks (a FIFO read) fails the test instead of hanging it."""
+    import threading
+
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["value"] = call()
+        except BaseException as exc:  # noqa: BLE001 - handed back to the test thread
+            result["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), "the call blocked"
+    if "error" in result:
+        raise result["error"]
+    return result.get("value")
+
+
+def _readers(tmp_path: Path) -> dict[str, Any]:
+    """Every reader of a user-supplied file, as a function of the path."""
+    import mindvec
+    from mindvec.cli.keys import _read_file_passphrase
+    from mindvec.keys import PublicKey, SecretKey
+    from mindvec.state import State
+    from mindvec.trust import TrustStore
+    from mindvec.verification import verify
+
+    package = mindvec.write(tmp_path / "ok.mindvec", *__import__("factories").vector_manifest())
+
+    def detached(path: Path) -> Any:
+        report = verify(package, mindvec.Policy(trust=TrustStore()), detached=path)
+        if report.error is not None and report.error.code in ("io", "bounds"):
+            raise report.error
+        return report
+
+    return {
+        "package": mindvec.open,
+        "trust store": TrustStore.load,
+        "state file": lambda p: State(p).seen("x"),
+        "secret key": SecretKey.load,
+        "public key": PublicKey.load,
+        "detached .sig": detached,
+        "rotation record (cli)": lambda p: __import__("mindvec.cli", fromlist=["main"]).main(
+            ["trust", "rotate", str(p), "--trust", str(tmp_path / "t")]
+        ),
+        "passphrase file": _read_file_passphrase,
+    }
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "package",
+        "trust store",
+        "state file",
+        "secret key",
+        "public key",
+        "detached .sig",
+        "rotation record (cli)",
+    ],
+)
+def test_a_fifo_or_a_device_is_refused_at_once(tmp_path: Path, name: str) -> None:
+    """Issue 13, finding 9: a FIFO blocked forever and /dev/zero was read until MemoryError."""
+    from mindvec.errors import MindvecError
+
+    read = _readers(tmp_path)[name]
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    link = tmp_path / "zero-link"
+    link.symlink_to("/dev/zero")
+    for path in (fifo, Path("/dev/zero"), link):
+        try:
+            outcome = _within(5, lambda path=path: read(path))
+        except MindvecError as exc:
+            assert exc.code in ("io", "bounds"), (name, path, exc.code)
+            continue
+        assert outcome not in (None, 0), f"{name} accepted {path}"  # the CLI returns its exit code
+
+
+def test_a_passphrase_may_come_from_a_pipe(tmp_path: Path) -> None:
+    """--passphrase-file <(pass show key) must keep working: a pipe is allowed, with a cap."""
+    import threading
+
+    from mindvec.cli.keys import _read_file_passphrase
+
+    fifo = tmp_path / "pass"
+    os.mkfifo(fifo)
+
+    def writer(data: bytes) -> None:
+        with open(fifo, "wb") as handle, contextlib.suppress(BrokenPipeError):
+            handle.write(data)  # the capped reader stops early: a broken pipe is the point
+
+    thread = threading.Thread(target=writer, args=(b"correct horse\n",), daemon=True)
+    thread.start()
+    assert _within(5, lambda: _read_file_passphrase(str(fifo))) == "correct horse"
+    thread.join(5)
+    thread = threading.Thread(target=writer, args=(b"x" * 100_000,), daemon=True)
+    thread.start()
+    with pytest.raises(UsageError):
+        _within(5, lambda: _read_file_passphrase(str(fifo)))

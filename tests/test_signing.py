@@ -228,3 +228,28 @@ def test_strict_ed25519_edge_cases() -> None:
     assert not identity_point.verify(message, sig)
     flipped_r = bytes([sig[0] ^ 1]) + sig[1:]
     assert not key.public_key.verify(message, flipped_r)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "[" * 5000,
+        '{"type": "mindvec-secret-key", "version": ' + "1" * 5000 + "}",
+        '{"type": "mindvec-secret-key", "version": 1, "alg": "ed25519", "public_key": 5}',
+        '{"type": "mindvec-secret-key", "version": 1, "alg": "ed25519", "public_key": "x", "keyid": "",'
+        ' "comment": "", "kdf": {"name": "argon2id", "opslimit": "a"}, "cipher": null, "secret": ""}',
+    ],
+)
+def test_damaged_key_files_and_rotation_records_are_typed_errors(tmp_path: Path, content: str) -> None:
+    """Issue 13, finding 8: the key file and the rotation record are read by their schemas."""
+    from mindvec.rotation import RotationRecord
+
+    path = tmp_path / "k.key"
+    path.write_text(content)
+    path.chmod(0o600)
+    with pytest.raises(UsageError) as err:
+        SecretKey.load(path)
+    assert err.value.code == "key-file"
+    with pytest.raises(UsageError) as err:
+        RotationRecord.from_bytes(content.replace("mindvec-secret-key", "mindvec-rotation").encode())
+    assert err.value.code == "key-file"

@@ -12,7 +12,8 @@ from mindvec.errors import UnverifiedError, UsageError
 from mindvec.keys import SecretKey
 from mindvec.rotation import RotationRecord
 from mindvec.state import State, default_state_path
-from mindvec.trust import Revocation, TrustEntry, TrustStore, default_trust_path, parse_time
+from mindvec.times import parse_time
+from mindvec.trust import Revocation, TrustEntry, TrustStore, default_trust_path
 
 UTC = timezone.utc
 

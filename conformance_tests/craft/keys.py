@@ -11,7 +11,8 @@ from typing import Any
 
 from mindvec.keys import SecretKey
 from mindvec.state import State
-from mindvec.trust import TrustEntry, TrustStore, parse_time
+from mindvec.times import parse_time
+from mindvec.trust import TrustEntry, TrustStore
 
 KEY_NAMES = (
     "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi",

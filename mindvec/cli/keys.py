@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mindvec._fs import atomic_write
+from mindvec._fs import atomic_write, read_capped
 from mindvec.errors import UsageError
 from mindvec.keys import DEFAULT_KDF, KDF_LIMITS, SecretKey
 from mindvec.rotation import RotationRecord
@@ -56,11 +56,22 @@ def add_passphrase_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+#: a passphrase is a line of text; anything longer is not one
+MAX_PASSPHRASE = 4096
+
+
 def _read_file_passphrase(name: str) -> str:
+    # a pipe is fine here (--passphrase-file <(pass show key)); the read is capped either way
+    if name == "-":
+        data = sys.stdin.buffer.read(MAX_PASSPHRASE + 1)
+    else:
+        data = read_capped(name, MAX_PASSPHRASE, what="passphrase file", code="io", allow_pipe=True)
+    if len(data) > MAX_PASSPHRASE:
+        raise UsageError("io", f"the passphrase from {name} is longer than {MAX_PASSPHRASE} bytes")
     try:
-        text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError("io", f"cannot read the passphrase file {name}: {exc}") from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError("io", f"the passphrase file {name} is not UTF-8 text") from None
     return text[:-1] if text.endswith("\n") else text
 
 

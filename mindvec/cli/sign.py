@@ -18,7 +18,7 @@ from typing import Any
 
 from mindvec import container, limits
 from mindvec import package as pkg
-from mindvec._fs import atomic_write
+from mindvec._fs import atomic_write, read_capped
 from mindvec.cli.keys import add_passphrase_arguments, load_secret_key
 from mindvec.container import SignatureEntry
 from mindvec.errors import UsageError
@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
         sig_path = detached_path(args.file)
         existing: list[SignatureEntry] = []
         if sig_path.exists():
-            existing = container.decode_signature_block(sig_path.read_bytes())
+            data = read_capped(sig_path, limits.MAX_SIG_BLOCK, what="detached signature file", code="bounds")
+            existing = container.decode_signature_block(data)
         entries = _merge(existing, entry)
         _check_count(entries)
         atomic_write(sig_path, container.encode_signature_block(entries), 0o644)

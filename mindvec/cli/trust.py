@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
 
+from mindvec._fs import read_capped
 from mindvec.errors import UsageError
 from mindvec.keys import PublicKey
+from mindvec.limits import MAX_KEY_FILE, MAX_ROTATION_FILE
 from mindvec.rotation import RotationRecord
 from mindvec.state import State
-from mindvec.trust import TrustEntry, TrustStore, default_trust_path, format_time, parse_time
+from mindvec.times import format_time, parse_time
+from mindvec.trust import TrustEntry, TrustStore, default_trust_path
 
 
 def register(subparsers: Any) -> None:
@@ -63,11 +67,12 @@ def register(subparsers: Any) -> None:
 
 def _read_key(text: str) -> tuple[PublicKey, str]:
     path = Path(text)
-    if path.is_file():
+    if os.path.lexists(path):
+        data = read_capped(path, MAX_KEY_FILE, what="public key file", code="key-file")
         try:
-            content = path.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError("key-file", f"cannot read {path}: {exc}") from None
+            content = data.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise UsageError("key-file", f"{path} is not UTF-8 text") from None
         if content.startswith("{"):
             raise UsageError("key-file", f"{path} looks like a secret key file; give the .pub file")
         return PublicKey.from_line(content)
@@ -170,10 +175,7 @@ def run_revoke(args: argparse.Namespace) -> int:
 
 
 def run_rotate(args: argparse.Namespace) -> int:
-    try:
-        data = Path(args.record).read_bytes()
-    except OSError as exc:
-        raise UsageError("io", f"cannot read {args.record}: {exc.strerror}") from None
+    data = read_capped(args.record, MAX_ROTATION_FILE, what="rotation record", code="key-file")
     record = RotationRecord.from_bytes(data)
     record.verify()
     moved = 0
