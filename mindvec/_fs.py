@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from mindvec import limits as _limits
 from mindvec.errors import UsageError, error_for
 
 TMP_SUFFIX = ".mindvec-tmp"
@@ -68,6 +69,33 @@ def stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
     return sorted(_folder(target).glob(f".{target.name}.*{TMP_SUFFIX}"))
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
+
+
+def sweep_stale(path: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary files of writes of ``path`` whose process no longer exists.
+
+    The name carries the writer's pid, so a live writer's file is never touched; only what a
+    ``kill -9`` or a power cut left behind goes. Returns what was removed.
+    """
+    removed = []
+    for tmp in stale_temporaries(path):
+        parts = tmp.name[len(Path(path).name) + 2 :].split(".")
+        if len(parts) < 2 or not parts[0].isdigit() or _alive(int(parts[0])):
+            continue
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+            removed.append(tmp)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(
     path: str | os.PathLike[str], *, check: Callable[[Path], None] | None = None
@@ -79,6 +107,7 @@ def atomic_path(
     becomes ``io``. For writers that insist on a file name; others use :func:`atomic_writer`.
     """
     target = Path(path)
+    sweep_stale(target)
     tmp = temporary_name(target)
     try:
         yield tmp
@@ -117,6 +146,37 @@ def atomic_writer(
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+
+
+def make_parents(path: str | os.PathLike[str]) -> None:
+    """Create the folders above ``path``; a regular file in the way is ``io``, not FileExistsError."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(
+            "io", f"cannot create the folder for {path}: {exc.strerror or exc}; is a parent a file?"
+        ) from None
+
+
+@contextlib.contextmanager
+def locked(path: str | os.PathLike[str], timeout: float | None = None) -> Iterator[None]:
+    """Hold ``<path>.lock``, an exclusive lock every mindvec process takes before it rewrites
+    ``path`` (trust store, state file, a package being co-signed). The lock file stays: removing
+    it would let two processes hold "the" lock at once."""
+    import filelock
+
+    make_parents(path)
+    lock = filelock.FileLock(f"{path}.lock", timeout=_limits.LOCK_TIMEOUT_S if timeout is None else timeout)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        raise UsageError("io", f"{path}.lock is held by another process; retry later") from None
+    except OSError as exc:
+        raise UsageError("io", f"cannot lock {path}: {exc.strerror or exc}") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int | None = None) -> Path:

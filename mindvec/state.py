@@ -14,12 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import filelock
-
-from mindvec._fs import atomic_write, read_capped
+from mindvec._fs import atomic_write, locked, read_capped
 from mindvec.errors import UnverifiedError, UsageError
 from mindvec.keys import PublicKey
-from mindvec.limits import LOCK_TIMEOUT_S, MAX_STATE_FILE
+from mindvec.limits import MAX_STATE_FILE
 from mindvec.rotation import RotationRecord
 from mindvec.schema import load_json_file
 
@@ -68,16 +66,11 @@ class State:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[dict[str, Any]]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            lock = filelock.FileLock(str(self.path) + ".lock", timeout=LOCK_TIMEOUT_S)
-            with lock:
-                doc = self._read()
-                yield doc
-                data = (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()
-                atomic_write(self.path, data)
-        except filelock.Timeout:
-            raise UsageError("io", f"{self.path}.lock is held by another process; retry later") from None
+        with locked(self.path):
+            doc = self._read()
+            yield doc
+            data = (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()
+            atomic_write(self.path, data)
 
     def _read(self) -> dict[str, Any]:
         if not os.path.lexists(self.path):

@@ -36,12 +36,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
-import filelock
-
-from mindvec._fs import atomic_write, read_capped
+from mindvec._fs import atomic_write, locked, make_parents, read_capped
 from mindvec.errors import UsageError
 from mindvec.keys import PublicKey
-from mindvec.limits import LOCK_TIMEOUT_S, MAX_TRUST_STORE
+from mindvec.limits import MAX_TRUST_STORE
 from mindvec.rotation import RotationRecord
 from mindvec.signing import ALG
 from mindvec.times import format_time, parse_time
@@ -389,7 +387,7 @@ class TrustStore:
 
     def save(self, path: str | os.PathLike[str] | None = None) -> Path:
         target = Path(path) if path is not None else (self.path or default_trust_path())
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_parents(target)
         return atomic_write(target, self.dumps().encode("utf-8"))
 
     @classmethod
@@ -397,8 +395,7 @@ class TrustStore:
     def edit(cls, path: str | os.PathLike[str] | None = None) -> Iterator[TrustStore]:
         """Lock, load, yield, then save atomically: concurrent editors lose nothing."""
         target = Path(path) if path is not None else default_trust_path()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with filelock.FileLock(str(target) + ".lock", timeout=LOCK_TIMEOUT_S):
+        with locked(target):
             store = cls.load(target)
             yield store
             store.save(target)

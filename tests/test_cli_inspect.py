@@ -120,3 +120,18 @@ def test_inspect_renders_every_optional_field(tmp_path: Path, capsys: pytest.Cap
     data = json.loads(capsys.readouterr().out)
     assert len(data["correspondences"]) == 25
     assert data["models"]["tgt"]["source"]["file_sha256"] == "00" * 32
+
+
+def test_inspect_shows_keys_a_newer_minor_added(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 13, finding 11: a valid 1.x package whose metrics hold a string (R-80 allows unknown
+    keys in a newer minor) crashed `{v:.4g}`; now the value is shown as escaped text."""
+    manifest, tensors = factories.mapping_manifest()
+    metrics = manifest["mappings"][0]["metrics"]
+    metrics["held_out"]["note"] = "from\x1b[31m 1.7"
+    metrics["held_out"]["flagged"] = True
+    data = factories.unchecked_package(manifest, tensors, version=(1, 7))
+    path = factories.write_bytes(tmp_path, data)
+    mindvec.open(path)  # the reader accepts it: a newer minor, relaxed
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "note=from\\x1b[31m 1.7" in out and "flagged=True" in out and "\x1b" not in out

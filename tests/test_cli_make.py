@@ -214,7 +214,7 @@ def test_errors_say_what_to_do(setup: dict[str, Path], capsys: pytest.CaptureFix
     with pytest.raises(UsageError, match="out of range"):
         parse_layers("9", 8)
     code = main(["extract", "--model", str(setup["root"] / "nope"), "--pairs", "x.jsonl", "-o", "x.mindvec"])
-    assert code == 1
+    assert code == 2  # a usage error (an unreadable input file)
     assert "error[" in capsys.readouterr().err
 
 
@@ -252,5 +252,7 @@ def test_signed_output_verifies_and_bad_key_fails_first(setup: dict[str, Path]) 
     _run(*args, "--sign", str(root / "test.key"), "-o", str(root / "signed.mindvec"))
     report = verify(root / "signed.mindvec", policy=Policy(trust=TrustStore.load(root / "allowed")))
     assert report.ok, report.error
-    assert main([*args, "--sign", str(root / "missing.key"), "-o", str(root / "x.mindvec"), "--quiet"]) == 1
+    assert (
+        main([*args, "--sign", str(root / "missing.key"), "-o", str(root / "x.mindvec"), "--quiet"]) == 2
+    )  # a usage error: no such key file
     assert not (root / "x.mindvec").exists()

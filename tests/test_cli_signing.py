@@ -238,6 +238,120 @@ def test_trust_list_json_remove_and_keygen_refuses_overwrite(
     code, out, _ = run(capsys, "trust", "remove", "carol", "--trust", store)
     assert code == 0 and "removed 1" in out
     code, _, err = run(capsys, "trust", "remove", "carol", "--trust", store)
-    assert code == 1 and "error[not-found]" in err
+    assert code == 2 and "error[not-found]" in err  # a usage error
     code, _, err = run(capsys, "trust", "add", str(tmp_path / "k.key"), "--trust", store)
-    assert code == 1 and "secret key file" in err
+    assert code == 2 and "secret key file" in err  # key-file: a usage error
+
+
+# ---------------------------------------------------------------- issue 13, findings 10, 14, 15
+
+
+def _keygen(tmp_path: Path, name: str) -> Path:
+    assert main(["keygen", str(tmp_path / name)]) == 0
+    return tmp_path / name
+
+
+def test_cli_turns_every_failure_into_a_typed_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Finding 10: a parent that is a file, a .sig that is a folder, a held lock, a raw OSError:
+    each gives `error[code]` and exit 2, never a traceback."""
+    import mindvec
+
+    key = _keygen(tmp_path, "k.key")
+    path = mindvec.write(tmp_path / "p.mindvec", *vector_manifest())
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    cases = [
+        ["verify", str(path), "--state", str(afile / "state.json"), "--trust", str(tmp_path / "t")],
+        ["trust", "add", f"{key}.pub", "--principal", "me", "--trust", str(afile / "allowed")],
+    ]
+    (tmp_path / "p.mindvec.sig").mkdir()
+    cases.append(["sign", str(path), "--key", str(key), "--detached"])
+    for argv in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error[io]:") and "Traceback" not in err, (argv, err)
+
+
+def test_a_held_lock_is_an_io_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Finding 10: filelock.Timeout escaped from TrustStore.edit."""
+    import filelock
+
+    from mindvec.errors import UsageError
+    from mindvec.trust import TrustStore
+
+    monkeypatch.setattr(limits, "LOCK_TIMEOUT_S", 0.1)
+    store = tmp_path / "allowed"
+    with filelock.FileLock(f"{store}.lock"):
+        with pytest.raises(UsageError) as err, TrustStore.edit(store):
+            pass
+    assert err.value.code == "io" and "held by another process" in err.value.message
+
+
+def test_main_reports_a_stray_oserror(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Finding 10: main caught only MindvecError."""
+    import mindvec.cli.inspect as inspect_cli
+
+    def broken(_args: object) -> int:
+        raise PermissionError(13, "Permission denied", "/somewhere")
+
+    monkeypatch.setattr(inspect_cli, "run", broken)
+    assert main(["inspect", "x.mindvec"]) == 2
+    assert "error[io]: Permission denied (/somewhere)" in capsys.readouterr().err
+
+
+def _cosign_worker(args: tuple[str, str, bool]) -> int:
+    path, key, detached = args
+    argv = ["sign", path, "--key", key] + (["--detached"] if detached else [])
+    return main(argv)
+
+
+@pytest.mark.parametrize("detached", [False, True])
+def test_concurrent_cosigners_both_land(tmp_path: Path, detached: bool) -> None:
+    """Finding 14: two `mindvec sign` at once both exited 0 and one signature was lost."""
+    import multiprocessing
+
+    import mindvec
+
+    path = mindvec.write(tmp_path / "p.mindvec", *vector_manifest())
+    keys = [_keygen(tmp_path, f"k{i}.key") for i in range(4)]
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(4) as pool:
+        codes = pool.map(_cosign_worker, [(str(path), str(k), detached) for k in keys])
+    assert codes == [0, 0, 0, 0]
+    if detached:
+        data = (tmp_path / "p.mindvec.sig").read_bytes()
+        got = {e.keyid for e in container.decode_signature_block(data)}
+    else:
+        got = {e.keyid for e in container.read_raw(path).signatures}
+    from mindvec.keys import SecretKey
+
+    assert got == {SecretKey.load(k).keyid for k in keys}
+
+
+def test_sigterm_during_a_write_leaves_no_litter(tmp_path: Path) -> None:
+    """Finding 15: SIGTERM during `sign` left a full-size .tmp beside the package. The CLI now
+    unwinds on SIGTERM as on Ctrl-C: exit 130, the package unchanged, no temporary file."""
+    import mindvec
+    from mindvec import _fs
+
+    path = mindvec.write(tmp_path / "p.mindvec", *vector_manifest())
+    key = _keygen(tmp_path, "k.key")
+    before = path.read_bytes()
+    script = (
+        "import os, signal, sys, time\n"
+        "from mindvec import _fs\n"
+        "real = _fs.os.fsync\n"
+        "def fsync(fd):\n"
+        "    os.kill(os.getpid(), signal.SIGTERM); time.sleep(5); real(fd)\n"
+        "_fs.os.fsync = fsync\n"
+        "from mindvec.cli import main\n"
+        f"sys.exit(main(['sign', {str(path)!r}, '--key', {str(key)!r}]))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 130, proc.stderr
+    assert path.read_bytes() == before
+    assert _fs.stale_temporaries(path) == [] and not list(tmp_path.glob("*.tmp"))

@@ -13,7 +13,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from mindvec.errors import MindvecError
+from mindvec.cli.signals import Terminated, terminate_as_interrupt
+from mindvec.errors import ErrorClass, MindvecError
 
 # Modules are imported only when the command line is parsed, so a command group
 # whose extra (torch, hub) is missing does not break the others.
@@ -27,7 +28,8 @@ COMMAND_MODULES = (
     "mindvec.cli.hub",
 )
 
-#: exit code for an error that is not a verification verdict
+#: exit codes: 1 for a bad input (malformed, invalid, unverified), 2 for a usage error
+#: (arguments, files that cannot be read, configuration), as `mindvec verify` has always done
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 
@@ -56,11 +58,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
-        return int(args.func(args))
+        with terminate_as_interrupt():
+            return int(args.func(args))
     except MindvecError as exc:
         print(f"error[{exc.code}]: {exc.message}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
+        return EXIT_USAGE if exc.klass is ErrorClass.USAGE else EXIT_ERROR
+    except OSError as exc:  # a file-system failure no layer below turned into an error of its own
+        print(f"error[io]: {exc.strerror or exc} ({exc.filename or 'no file name'})", file=sys.stderr)
+        return EXIT_USAGE
+    except (KeyboardInterrupt, Terminated):
         print("interrupted; no partial output was left", file=sys.stderr)
         return 130
 

@@ -106,8 +106,15 @@ def _site(site: Mapping[str, Any]) -> str:
     return esc(str(Site.from_dict(site)))
 
 
+def _value(value: Any) -> str:
+    """A number as %.4g; anything else (a key a newer minor version added, R-80) as escaped text."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:.4g}"
+    return esc(str(value), 60)
+
+
 def _metrics(metrics: Mapping[str, Any]) -> str:
-    return " ".join(f"{esc(k)}={v:.4g}" for k, v in sorted(metrics.items()))
+    return " ".join(f"{esc(k)}={_value(v)}" for k, v in sorted(metrics.items()))
 
 
 def _render_package(s: Mapping[str, Any]) -> list[str]:

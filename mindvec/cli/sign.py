@@ -13,12 +13,13 @@ entries there), which ``mindvec verify`` picks up automatically.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
 from mindvec import container, limits
 from mindvec import package as pkg
-from mindvec._fs import atomic_write, read_capped
+from mindvec._fs import atomic_write, locked, read_capped
 from mindvec.cli.keys import add_passphrase_arguments, load_secret_key
 from mindvec.container import SignatureEntry
 from mindvec.errors import UsageError
@@ -45,29 +46,29 @@ def _merge(entries: list[SignatureEntry], new: SignatureEntry) -> list[Signature
 
 def run(args: argparse.Namespace) -> int:
     key = load_secret_key(args.key, args.passphrase_file)
-    with pkg.open(args.file) as package:
-        package.check_integrity()
-        manifest_bytes = package.manifest_bytes
-        entry = key.sign_manifest(manifest_bytes)
-        embedded = package.signatures
-        identity = package.identity.hex()
-    if args.detached:
-        sig_path = detached_path(args.file)
-        existing: list[SignatureEntry] = []
-        if sig_path.exists():
-            data = read_capped(sig_path, limits.MAX_SIG_BLOCK, what="detached signature file", code="bounds")
-            existing = container.decode_signature_block(data)
-        entries = _merge(existing, entry)
-        _check_count(entries)
-        atomic_write(sig_path, container.encode_signature_block(entries), 0o644)
-        where = f"detached signature file {sig_path} ({len(entries)} signature(s)); {args.file} is unchanged"
-    else:
-        entries = _merge(embedded, entry)
-        _check_count(entries)
-        if container.read_raw(args.file).manifest_bytes != manifest_bytes:
-            raise UsageError("io", f"{args.file} changed while it was being signed; sign it again")
-        container.rewrite_signatures(args.file, entries)
-        where = f"{Path(args.file)} ({len(entries)} signature(s))"
+    # everything from reading the signatures to writing them happens under the lock of the file
+    # that changes, so two co-signers at once both land (the second sees the first's signature)
+    target = detached_path(args.file) if args.detached else Path(args.file)
+    with locked(target):
+        with pkg.open(args.file) as package:
+            package.check_integrity()
+            entry = key.sign_manifest(package.manifest_bytes)
+            embedded = package.signatures
+            identity = package.identity.hex()
+        if args.detached:
+            existing: list[SignatureEntry] = []
+            if os.path.lexists(target):
+                data = read_capped(target, limits.MAX_SIG_BLOCK, what="signature file", code="bounds")
+                existing = container.decode_signature_block(data)
+            entries = _merge(existing, entry)
+            _check_count(entries)
+            atomic_write(target, container.encode_signature_block(entries), 0o644)
+            where = f"detached signature file {target} ({len(entries)} signature(s)); {args.file} unchanged"
+        else:
+            entries = _merge(embedded, entry)
+            _check_count(entries)
+            container.rewrite_signatures(args.file, entries)
+            where = f"{target} ({len(entries)} signature(s))"
     print(f"signed {where} with key {key.keyid.hex()}")
     print(f"identity {identity} (unchanged)")
     return 0
