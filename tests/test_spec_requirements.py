@@ -424,3 +424,35 @@ def test_every_schema_property_is_documented() -> None:
         name for name in names if f"`{name}`" not in manifest_part and f"{{`{name}`" not in manifest_part
     )
     assert not missing, f"schema properties the spec does not describe: {missing}"
+
+
+@pytest.mark.req("R-17")
+def test_both_readers_refuse_a_msgpack_timestamp(tmp_path: Path) -> None:
+    """Issue 13, finding 16: msgpack-python decodes ext -1 (a timestamp) without calling ext_hook,
+    and it re-encodes to the same bytes, so spec/tools/mini_reader.py accepted it. The profile
+    forbids every ext type; both readers now refuse it with `msgpack`."""
+    import msgpack
+
+    from mindvec import package
+    from tests import factories
+
+    mini = load_mini_reader()
+    manifest, tensors = factories.vector_manifest()
+    data = factories.unchecked_package(manifest, tensors)
+    layout_manifest_len = int.from_bytes(data[16:24], "little")
+    plain = msgpack.unpackb(data[32 : 32 + layout_manifest_len], raw=False)
+    plain["extensions"] = {"org.example.when": msgpack.Timestamp(1_700_000_000, 0)}
+    sorted_manifest = {k: plain[k] for k in sorted(plain, key=lambda k: k.encode())}
+    manifest_bytes = msgpack.packb(sorted_manifest, use_bin_type=True)
+    assert b"\xd6\xff" in manifest_bytes  # fixext 4, type -1: a timestamp
+    payload_offset = (32 + layout_manifest_len + 63) // 64 * 64
+    payload_len = int.from_bytes(data[24:32], "little")
+    blob = factories.assemble(manifest_bytes, data[payload_offset : payload_offset + payload_len])
+    with pytest.raises(mini.Reject) as err:
+        mini.read(blob)
+    assert err.value.code == "msgpack"
+    path = tmp_path / "ts.mindvec"
+    path.write_bytes(blob)
+    with pytest.raises(Exception) as ours:
+        package.open(path)
+    assert getattr(ours.value, "code", None) == "msgpack"

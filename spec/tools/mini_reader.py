@@ -56,7 +56,13 @@ def _ext(code: int, data: bytes) -> Any:
     raise Reject("msgpack")
 
 
+_PROFILE_TYPES = (dict, list, str, bytes, int, float, bool, type(None))
+
+
 def _normal(value: Any, depth: int) -> Any:
+    # msgpack-python turns ext -1 into a Timestamp without calling ext_hook; the profile has no ext
+    if not isinstance(value, _PROFILE_TYPES):
+        raise Reject("msgpack")
     if isinstance(value, float) and not math.isfinite(value):
         raise Reject("msgpack")
     if isinstance(value, (dict, list)):
