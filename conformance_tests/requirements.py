@@ -54,6 +54,7 @@ TOPICS: dict[str, tuple[str, ...]] = {
     "n56": ("R-41",),
     "header-digest": ("R-42",),
     "hdrpad": ("R-43",),
+    "json-number": ("R-43",),
     "json-dup": ("R-44",),
     "metadata": ("R-45",),
     "entry-keys": ("R-47",),

@@ -155,13 +155,24 @@ def _no_float(text: str) -> NoReturn:
     _bad(f"the safetensors header holds a non-integer number {text[:40]!r}")
 
 
+def _plain_int(text: str) -> int:
+    """The header's one number form: ``0`` or a non-zero digit then digits (no sign: ``-0`` is
+    refused, as the safetensors library refuses it; JSON itself already refuses ``01``)."""
+    if text.startswith("-"):
+        _bad(f"the safetensors header holds the number {text[:40]!r}; numbers there have no sign")
+    return int(text)
+
+
 def _load_json(header_bytes: bytes) -> dict[str, Any]:
     if not header_bytes.startswith(b"{"):
         _bad("the safetensors header must start with '{'")
     try:
         text = header_bytes.decode("utf-8")
         obj, end = json.JSONDecoder(
-            object_pairs_hook=_json_pairs, parse_float=_no_float, parse_constant=_no_float
+            object_pairs_hook=_json_pairs,
+            parse_float=_no_float,
+            parse_int=_plain_int,
+            parse_constant=_no_float,
         ).raw_decode(text)
     except _DuplicateJsonKey as exc:
         raise MalformedError(

@@ -246,3 +246,10 @@ def test_list_and_copy(tmp_path: Path) -> None:
         [sys.executable, "-m", "conformance_tests", "copy", str(dest)], cwd=ROOT, capture_output=True
     )
     assert again.returncode == 2  # never overwrites
+
+
+def test_generate_writes_into_the_suite_by_default() -> None:
+    """`python -m conformance_tests.generate` with no --out rewrites conformance_tests/cases."""
+    from conformance_tests import generate
+
+    assert generate.SUITE_DIR == SUITE

@@ -15,7 +15,7 @@ from safetensors.numpy import save
 import mindvec
 from mindvec import canonical
 from mindvec import payload as pl
-from mindvec.errors import MindvecError
+from mindvec.errors import MalformedError, MindvecError
 from tests import factories
 
 
@@ -235,3 +235,16 @@ def test_header_rules_through_open(tmp_path: Path, header: Any, data: bytes, cod
     with pytest.raises(MindvecError) as info:
         mindvec.open(factories.write_bytes(tmp_path, blob))
     assert info.value.code == code
+
+
+@pytest.mark.req("R-43")
+@pytest.mark.parametrize("offsets", ["[-0,16]", "[0,1.6e1]", "[0,16.0]", "[0,-16]"])
+def test_header_numbers_are_plain_integers(offsets: str) -> None:
+    """Issue 13, finding 13: mindvec accepted "data_offsets":[-0,8], which the safetensors
+    library refuses. The header's numbers are 0 or 1-9 then digits; anything else is `payload`."""
+    header = f'{{"t":{{"dtype":"F32","shape":[4],"data_offsets":{offsets}}}}}'.encode()
+    with pytest.raises(MalformedError) as err:
+        pl.parse_header(header, 8 + len(header) + 16)
+    assert err.value.code == "payload"
+    ok = header.replace(offsets.encode(), b"[0,16]")
+    assert pl.parse_header(ok, 8 + len(ok) + 16).tensors["t"].end == 16

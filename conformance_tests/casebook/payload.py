@@ -65,6 +65,22 @@ def payload(s: Suite) -> None:
         ["Safetensors", "Padding"],
         join_payload(good + b"\x00" * ((56 - len(good)) % 64), data, pad=False),
     )
+    offsets = b'"data_offsets":[0,16]'
+    assert good.count(offsets) == 1, good
+    for case_id, number, why in (
+        ("malformed-payload-offset-negative-zero", b"[-0,16]", "-0"),
+        ("malformed-payload-offset-exponent", b"[0,1.6e1]", "1.6e1 (an exponent)"),
+        ("malformed-payload-offset-fraction", b"[0,16.0]", "16.0 (a fraction)"),
+    ):
+        case(
+            case_id,
+            "payload",
+            ["json-number"],
+            f"A data_offsets entry of t.a is written {why}: the header's numbers are plain "
+            "non-negative integers (no sign, fraction or exponent).",
+            ["Safetensors"],
+            join_payload(good.replace(offsets, b'"data_offsets":' + number), data),
+        )
     case(
         "malformed-payload-metadata",
         "payload",

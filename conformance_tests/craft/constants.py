@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SUITE_DIR = Path(__file__).resolve().parent
+SUITE_DIR = Path(__file__).resolve().parent.parent  # conformance_tests/
 MAGIC = b"\x89MVEC\r\n\n"
 END_MAGIC = b"MVECEND\n"
 NOW = "2026-06-01T00:00:00Z"
