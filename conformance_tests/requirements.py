@@ -33,6 +33,7 @@ TOPICS: dict[str, tuple[str, ...]] = {
     "finite": ("R-18",),
     "utf8": ("R-19",),
     "depth": ("R-20",),
+    "containers": ("R-86",),
     "occupy": ("R-21",),
     "reencode": ("R-22",),
     # 4, 5 manifest

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 import msgpack
 
 from mindvec.errors import MalformedError
-from mindvec.limits import MAX_DEPTH, MAX_MANIFEST
+from mindvec.limits import BYTES_PER_CONTAINER, MAX_DEPTH, MAX_MANIFEST, MIN_CONTAINERS
 
 #: the largest buffer :func:`decode` accepts (the manifest limit)
 MAX_INPUT = MAX_MANIFEST
@@ -112,35 +112,74 @@ def encode(obj: Any) -> bytes:
 
 
 def _check_tree(obj: Any) -> None:
-    """Iteratively check depth and float finiteness of a decoded value."""
-    stack: list[tuple[Any, int]] = [(obj, 0)]
+    """Iteratively check depth, float finiteness and types of a decoded value.
+
+    Only containers go on the stack, with their depth; scalars are checked where they stand,
+    so the check costs no memory per scalar (a tuple per element used to triple the peak).
+    """
+    _check_scalar_or_container(obj)
+    stack: list[tuple[Any, int]] = [(obj, 1)] if isinstance(obj, (dict, list)) else []
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, float) and not math.isfinite(item):
-            _fail("the manifest holds a NaN or infinite float, which the profile forbids")
-        if not isinstance(item, _DECODED_TYPES):
-            _fail(f"ext type ({type(item).__name__}) found; the profile forbids ext types")
-        if isinstance(item, (dict, list)):
-            if depth >= MAX_DEPTH:
-                raise MalformedError("depth", f"nesting deeper than {MAX_DEPTH} levels")
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children)
+        if depth > MAX_DEPTH:
+            raise MalformedError("depth", f"nesting deeper than {MAX_DEPTH} levels")
+        for child in item.values() if isinstance(item, dict) else item:
+            _check_scalar_or_container(child)
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+
+
+def _check_scalar_or_container(item: Any) -> None:
+    if isinstance(item, float) and not math.isfinite(item):
+        _fail("the manifest holds a NaN or infinite float, which the profile forbids")
+    if not isinstance(item, _DECODED_TYPES):
+        _fail(f"ext type ({type(item).__name__}) found; the profile forbids ext types")
 
 
 _DECODED_TYPES = (dict, list, str, bytes, int, float, bool, type(None))
+
+
+class _TooManyContainers(Exception):
+    """Raised inside msgpack's hooks once the container budget is spent."""
+
+
+def container_budget(size: int) -> int:
+    """How many maps and arrays (together) ``size`` bytes of msgpack may hold (spec section 13).
+
+    An empty map is one byte of input but about 140 bytes of Python objects; without this
+    budget 4 MB of ``[{}, {}, ...]`` took 560 MB. Real manifests spend 45 bytes or more per
+    container (the artificial depth-32 case 20), far above one per 16.
+    """
+    return max(MIN_CONTAINERS, size // BYTES_PER_CONTAINER)
 
 
 def _unpack(data: bytes) -> Any:
     # Every element takes at least one byte, so no declared count or length can
     # exceed the input size: bounding them by it stops huge pre-allocations.
     limit = len(data)
+    budget = [container_budget(limit)]
+
+    def spend() -> None:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise _TooManyContainers
+
+    def pairs(items: list[tuple[Any, Any]]) -> dict[str, Any]:
+        spend()
+        return _pairs_hook(items)
+
+    def array(items: list[Any]) -> list[Any]:
+        spend()
+        return items
+
     try:
         return msgpack.unpackb(
             data,
             raw=False,
             use_list=True,
             strict_map_key=True,
-            object_pairs_hook=_pairs_hook,
+            object_pairs_hook=pairs,
+            list_hook=array,
             ext_hook=_ext_hook,
             max_str_len=limit,
             max_bin_len=limit,
@@ -148,6 +187,12 @@ def _unpack(data: bytes) -> Any:
             max_map_len=limit,
             max_ext_len=limit,
         )
+    except _TooManyContainers:
+        raise MalformedError(
+            "bounds",
+            f"{limit} bytes of msgpack hold more than {container_budget(limit)} maps and arrays "
+            f"(at most one per {BYTES_PER_CONTAINER} bytes); the file is hostile or damaged",
+        ) from None
     except _DuplicateKey as exc:
         raise MalformedError("duplicate-key", f"a map repeats the key {exc.args[0]!r}") from None
     except _BadKey as exc:

@@ -25,6 +25,9 @@ MAX_SIGNATURES = 16
 # ---- canonical msgpack
 #: deepest allowed nesting of maps and arrays (the top-level container is depth 1)
 MAX_DEPTH = 32
+#: maps and arrays together in N bytes of msgpack: at most max(MIN_CONTAINERS, N / BYTES_PER_CONTAINER)
+MIN_CONTAINERS = 1024
+BYTES_PER_CONTAINER = 16
 
 # ---- safetensors payload
 MAX_SAFETENSORS_HEADER = 100_000_000

@@ -195,6 +195,25 @@ def _is_u64(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _U64_MAX
 
 
+def _numel_matches(shape: list[int], nbytes: int, itemsize: int) -> bool:
+    """``product(shape) * itemsize == nbytes`` exactly (R-49), in time linear in the rank.
+
+    The product is never formed past the byte count: with a zero dimension it is 0; otherwise
+    it only grows, so it can stop as soon as it passes. 30,000 dimensions of 2^64-1 cost
+    30,000 small multiplications, not a 600,000-digit number.
+    """
+    if nbytes % itemsize:
+        return False
+    if 0 in shape:
+        return nbytes == 0
+    want, product = nbytes // itemsize, 1
+    for dim in shape:
+        product *= dim
+        if product > want:
+            return False
+    return product == want
+
+
 def _tensor_info(name: str, entry: Any) -> TensorInfo:
     if not isinstance(entry, dict) or set(entry) != _HEADER_KEYS:
         _bad(f"tensor {name!r}: header entry must have exactly dtype, shape and data_offsets")
@@ -212,7 +231,7 @@ def _tensor_info(name: str, entry: Any) -> TensorInfo:
     info = TensorInfo(name, dtype, tuple(shape), offsets[0], offsets[1])
     if info.end < info.begin:
         _bad(f"tensor {name!r}: data_offsets end before they begin")
-    if info.numel * DTYPES[dtype][0] != info.nbytes:
+    if not _numel_matches(shape, info.nbytes, DTYPES[dtype][0]):
         _bad(f"tensor {name!r}: {info.nbytes} data bytes do not match shape {list(shape)} of {dtype}")
     return info
 

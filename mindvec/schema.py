@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from jsonschema import validators
-from jsonschema.exceptions import ValidationError, best_match
+from jsonschema.exceptions import ValidationError
 
 from mindvec.errors import InvalidError, error_for
 from mindvec.limits import FORMAT_VERSION
@@ -96,14 +96,38 @@ def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterat
         yield ValidationError(f"{escape(instance, 60)!r} does not match {pattern!r}")
 
 
+def _freeze(value: Any) -> Any:
+    """A hashable stand-in with JSON Schema's equality (1 == 1.0, True != 1, key order free)."""
+    if isinstance(value, dict):
+        return ("object", frozenset((k, _freeze(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return ("array", tuple(_freeze(v) for v in value))
+    if isinstance(value, bool):
+        return ("boolean", value)
+    if isinstance(value, (int, float)):
+        return ("number", value)
+    return (type(value).__name__, value)
+
+
+def _unique_items(validator: Any, unique: bool, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    """Linear ``uniqueItems``: jsonschema's own compares every pair, quadratic in the length."""
+    if unique and isinstance(instance, list):
+        seen: set[Any] = set()
+        for index, item in enumerate(instance):
+            key = _freeze(item)
+            if key in seen:
+                yield ValidationError(f"item {index} repeats an earlier item; items must be unique")
+                return
+            seen.add(key)
+
+
 def _validator_class() -> Any:
     base = validators.Draft202012Validator
     checker = base.TYPE_CHECKER.redefine_many(
         {"integer": _is_integer, "number": _is_number, "bytes": _is_bytes}
     )
-    return validators.extend(
-        base, validators={"byteLength": _byte_length, "pattern": _pattern}, type_checker=checker
-    )
+    keywords = {"byteLength": _byte_length, "pattern": _pattern, "uniqueItems": _unique_items}
+    return validators.extend(base, validators=keywords, type_checker=checker)
 
 
 def _relax(node: Any) -> Any:
@@ -131,6 +155,8 @@ def _schema_error(error: ValidationError) -> InvalidError:
 def validate_schema(manifest: Any, version: tuple[int, int] = FORMAT_VERSION) -> None:
     """Validate against the JSON Schema; a higher minor version relaxes closed objects."""
     relaxed = version[0] == FORMAT_VERSION[0] and version[1] > FORMAT_VERSION[1]
-    error = best_match(_validator(relaxed).iter_errors(manifest))
+    # the first error, not the best of all of them: collecting every error of a hostile manifest
+    # (a long `critical` list failing maxItems, say) is work a reader must not be made to do
+    error = next(iter(_validator(relaxed).iter_errors(manifest)), None)
     if error is not None:
         raise _schema_error(error)

@@ -455,3 +455,31 @@ def test_mutated_manifests_only_raise_typed_errors(data: st.DataObject) -> None:
         mf.check_header(manifest, _infos(GOOD))
     except MindvecError:
         pass
+
+
+def test_a_long_critical_list_costs_linear_work(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Issue 13, finding 1: `critical` = [{}] + n integers made open/verify/inspect quadratic
+    (jsonschema compares items pairwise, and every error was collected for best_match). Counted:
+    each item is looked at a bounded number of times, and the first error ends validation."""
+    calls = {"n": 0}
+    real = schema._freeze
+
+    def counting(value: object) -> object:
+        calls["n"] += 1
+        return real(value)
+
+    monkeypatch.setattr(schema, "_freeze", counting)
+    items: list[object] = [{}, *range(6000)]
+    errors = list(schema._unique_items(None, True, items, {}))
+    assert errors == [] and calls["n"] <= 2 * len(items)
+    calls["n"] = 0
+    assert len(list(schema._unique_items(None, True, [*range(6000), 5], {}))) == 1
+    assert calls["n"] <= 6002
+    assert not list(schema._unique_items(None, True, [1, True, {"a": [1]}, {"a": [1.5]}], {}))
+    assert list(schema._unique_items(None, True, [1, 1.0], {}))  # JSON Schema: 1 == 1.0
+    manifest, tensors = factories.vector_manifest()
+    manifest["critical"] = items
+    data = factories.unchecked_package(manifest, tensors)
+    with pytest.raises(MindvecError) as err:
+        mindvec.open(factories.write_bytes(tmp_path, data))
+    assert err.value.code == "schema"

@@ -248,3 +248,35 @@ def test_header_numbers_are_plain_integers(offsets: str) -> None:
     assert err.value.code == "payload"
     ok = header.replace(offsets.encode(), b"[0,16]")
     assert pl.parse_header(ok, 8 + len(ok) + 16).tensors["t"].end == 16
+
+
+def test_a_huge_rank_costs_linear_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 13, finding 2: 30,000 dimensions of 2^64-1 took 4.4 s (the product was computed in
+    full). The check stops once the product passes the byte count: counted, not timed."""
+    dims = [2**64 - 1] * 30_000
+    header = (
+        '{"t":{"dtype":"F32","shape":' + str(dims).replace(" ", "") + ',"data_offsets":[0,16]}}'
+    ).encode()
+    calls: dict[str, int] = {}
+    monkeypatch.setattr(pl, "_numel_matches", _counting(pl._numel_matches, calls))
+    with pytest.raises(MalformedError) as err:
+        pl.parse_header(header, 8 + len(header) + 16)
+    assert err.value.code == "payload" and calls["steps"] <= 2  # stopped at the second dimension
+    # a zero anywhere makes the product 0, however large the rest: [2^64-1, 0] holds no bytes
+    zero = b'{"t":{"dtype":"F32","shape":[18446744073709551615,0],"data_offsets":[0,0]}}'
+    assert pl.parse_header(zero, 8 + len(zero)).tensors["t"].shape == (2**64 - 1, 0)
+
+
+def _counting(fn: Any, calls: dict[str, int]) -> Any:
+    """``fn`` with a shape whose iteration counts the dimensions it was made to read."""
+
+    class CountingShape(list):  # type: ignore[type-arg]
+        def __iter__(self) -> Any:
+            for dim in super().__iter__():
+                calls["steps"] = calls.get("steps", 0) + 1
+                yield dim
+
+    def wrapped(shape: list[int], nbytes: int, itemsize: int) -> bool:
+        return bool(fn(CountingShape(shape), nbytes, itemsize))
+
+    return wrapped

@@ -7,6 +7,8 @@ import struct
 from dataclasses import replace
 from typing import Any
 
+import msgpack
+
 from conformance_tests.craft.keys import KEYS
 from conformance_tests.craft.manifests import (
     MODEL_A,
@@ -22,6 +24,23 @@ from conformance_tests.craft.manifests import (
 )
 from conformance_tests.craft.surgery import mp_map_raw, mp_str, split
 from conformance_tests.suite import Suite
+
+
+def manifest_length(data: bytes) -> int:
+    return int(struct.unpack_from("<Q", data, 16)[0])
+
+
+def count_containers(data: bytes) -> int:
+    """Maps and arrays in a package's manifest, counted with plain msgpack hooks."""
+    count = [0]
+
+    def one(value: Any) -> Any:
+        count[0] += 1
+        return value
+
+    manifest_bytes = data[32 : 32 + manifest_length(data)]
+    msgpack.unpackb(manifest_bytes, raw=False, list_hook=one, object_pairs_hook=lambda p: one(dict(p)))
+    return count[0]
 
 
 def depth_value(levels: int) -> Any:
@@ -107,6 +126,22 @@ def limits(s: Suite) -> None:
         ["Depth", "Limits"],
         raw_package(man, {"steer.l1": arr(STEER)}),
     )
+    for case_id, extra in (("valid-containers-at-budget", 0), ("malformed-containers-over-budget", 1)):
+        man = manifest()
+        man["extensions"] = {"org.example.many": []}
+        base = count_containers(raw_package(man, {"steer.l1": arr(STEER)}))
+        man["extensions"]["org.example.many"] = [{}] * (1024 - base + extra)
+        data = raw_package(man, {"steer.l1": arr(STEER)})
+        total = count_containers(data)
+        assert total == 1024 + extra and manifest_length(data) // 16 < 1024, (total, manifest_length(data))
+        why = (
+            f"{total} maps and arrays in a {manifest_length(data)}-byte manifest (the budget is "
+            "max(1024, manifest_len / 16) = 1024)"
+        )
+        if extra:
+            s.reject(case_id, "bounds", ["containers"], why + ": one too many.", ["Limits", "Bounds"], data)
+        else:
+            s.valid(case_id, ["containers", "ext-ignore"], why + ": exactly the budget.", ["Limits"], data)
     parts = split(minimal())
     deep = b"\x91" * 100_000 + b"\xc0"
     ext = mp_map_raw([(mp_str("extensions"), mp_map_raw([(mp_str("org.example.deep"), deep)]))])

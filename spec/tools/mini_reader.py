@@ -75,9 +75,22 @@ def _normal(value: Any, depth: int) -> Any:
 
 
 def strict_decode(data: bytes) -> Any:
+    budget = [max(1024, len(data) // 16)]  # maps and arrays together
+
+    def spend(value: Any) -> Any:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise Reject("bounds")
+        return value
+
     try:
         value = msgpack.unpackb(
-            data, raw=False, strict_map_key=False, object_pairs_hook=_pairs, ext_hook=_ext
+            data,
+            raw=False,
+            strict_map_key=False,
+            object_pairs_hook=lambda pairs: spend(_pairs(pairs)),
+            list_hook=spend,
+            ext_hook=_ext,
         )
     except Reject:
         raise
