@@ -37,7 +37,7 @@ from mindvec.package import open as open_package
 from mindvec.payload import as_float32
 from mindvec.policy import Policy, from_legacy
 from mindvec.site import Site
-from mindvec.verification import open_verified
+from mindvec.verification import VerifyReport, open_verified
 
 
 @dataclass(frozen=True)
@@ -292,14 +292,31 @@ def translate(
     """
     checked = from_legacy(policy, legacy, "translate")
     with contextlib.ExitStack() as opened:
-        vpkg, mpkg = (_checked(opened, p, checked) for p in (vector_package, mapping_package))
+        (vpkg, vreport), (mpkg, mreport) = (
+            _checked(opened, p, checked) for p in (vector_package, mapping_package)
+        )
         tv = translate_vector(vpkg, mpkg, vector=vector, mapping=mapping)
         manifest, tensors = translated_manifest(tv, vpkg, mpkg, created=created)
+        manifest["extensions"] = {INPUTS_EXTENSION: {"vector": _record(vreport), "mapping": _record(mreport)}}
         return write(out_path, manifest, tensors, signers=signers)
 
 
-def _checked(stack: contextlib.ExitStack[bool | None], source: PackageSource, policy: Policy) -> Package:
-    package, mine = open_verified(source, policy)
+#: non-critical extension of a translated package: how each input verified when it was made.
+#: 1.0 has no core key for it; the next minor version promotes it into ``provenance``.
+INPUTS_EXTENSION = "dev.mindvec.inputs"
+
+
+def _record(report: VerifyReport) -> dict[str, Any]:
+    """An input's identity, verdict and trusted signer key ids, as the translator saw them."""
+    assert report.identity is not None
+    signers = sorted(bytes.fromhex(r.keyid) for r in report.signatures if r.trusted)
+    return {"identity": bytes.fromhex(report.identity), "verdict": report.verdict, "signers": signers}
+
+
+def _checked(
+    stack: contextlib.ExitStack[bool | None], source: PackageSource, policy: Policy
+) -> tuple[Package, VerifyReport]:
+    package, mine, report = open_verified(source, policy)
     if mine:
         stack.callback(package.close)
-    return package
+    return package, report

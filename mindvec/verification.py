@@ -156,21 +156,22 @@ def enforce(
     return report
 
 
-def open_verified(source: Package | str | os.PathLike[str], policy: Policy) -> tuple[Package, bool]:
+def open_verified(
+    source: Package | str | os.PathLike[str], policy: Policy
+) -> tuple[Package, bool, VerifyReport]:
     """Open ``source`` and :func:`enforce` ``policy`` on it.
 
-    Returns the Package and whether it was opened here: the caller closes a package it
-    opened (from a path), never one it was handed.
+    Returns the Package, whether it was opened here (the caller closes a package it opened
+    from a path, never one it was handed) and the report (verdict and signers).
     """
     if isinstance(source, Package):
-        enforce(source, policy)
-        return source, False
+        return source, False, enforce(source, policy)
     if not isinstance(source, (str, os.PathLike)):
         kind = type(source).__name__
         raise UsageError("argument", f"expected a package path or a mindvec.Package, not {kind}")
     report = enforce(source, policy)
     assert report.package is not None  # a full check that passed opened it
-    return report.package, True
+    return report.package, True, report
 
 
 def _detached_entries(

@@ -210,3 +210,33 @@ def test_via_checks_models(models: Any, tmp_path: Path) -> None:
         translate_vector(vec, mp, mapping="nope")
     with pytest.raises(UsageError):
         mindvec.steer(student, vec, via=mp, layers=[1], policy=Policy(allow_unsigned=True))
+
+
+def test_translate_refuses_unvouched_inputs_and_records_verdicts(refs: Any, tmp_path: Path) -> None:
+    """Issue 13, finding 12: translate(unsigned_vector, unsigned_map, out, signers=[me]) wrote a
+    package that verified. Now both inputs pass the policy first (unsigned needs the opt-in), and
+    the output records how each input verified, in signed bytes (extension dev.mindvec.inputs)."""
+    from mindvec.errors import UnverifiedError
+    from mindvec.keys import SecretKey
+    from mindvec.translation import INPUTS_EXTENSION
+    from mindvec.trust import TrustEntry, TrustStore
+
+    teacher, student = refs
+    me = SecretKey.generate("me")
+    trust = TrustStore([TrustEntry("me", me.public_key)])
+    unsigned_vec = tiny_models.vector_package(tmp_path / "u.mindvec", teacher, scale=3.0)
+    mp, _ = _mapping_package(tmp_path / "m.mindvec", teacher, student, "affine")
+    out = tmp_path / "t.mindvec"
+    with pytest.raises(UnverifiedError) as err:
+        translate(unsigned_vec, mp, out, signers=[me], policy=Policy(trust=trust))
+    assert err.value.code == "no-signature" and not out.exists()
+
+    signed_vec = tiny_models.vector_package(tmp_path / "s.mindvec", teacher, scale=3.0, signers=[me])
+    translate(signed_vec, mp, out, signers=[me], policy=Policy(trust=trust, allow_unsigned=True))
+    with mindvec.open(out) as pkg:
+        record = pkg.manifest["extensions"][INPUTS_EXTENSION]
+        assert "critical" not in pkg.manifest  # readers that do not know it may ignore it
+        assert record["vector"]["verdict"] == "verified" and record["vector"]["signers"] == [me.keyid]
+        assert record["vector"]["identity"] == mindvec.open(signed_vec).identity
+        assert record["mapping"]["verdict"] == "unsigned" and record["mapping"]["signers"] == []
+    assert mindvec.verify(out, Policy(trust=trust)).verdict == "verified"

@@ -192,7 +192,8 @@ def _open(package: PackageSource, policy: Policy) -> tuple[Package, bool]:
         from mindvec import hub  # lazily: needs huggingface_hub
 
         return hub.pull(package, policy=policy), True
-    return open_verified(package, policy)
+    opened, mine, _ = open_verified(package, policy)
+    return opened, mine
 
 
 def _choices(pkg: Package, vector: VectorChoice) -> list[tuple[VectorSpec, float]]:
