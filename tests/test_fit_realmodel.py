@@ -23,8 +23,10 @@ from mindvec.fit.pairing import split_chunks
 from mindvec.fit.pipeline import fit_maps
 from mindvec.package import open as open_package
 
-#: cross-model margins over the embedding baseline (centered cosine, R²)
-OVER_EMBEDDING = (0.02, 0.02)
+#: cross-model margins over the embedding baseline (centered cosine, R²). Measured (4000 pairs):
+#: Gemma 3 L6 -> SmolLM2 L12 0.790 / 0.606 against 0.729 / 0.517; Qwen L8 -> SmolLM2 L12
+#: 0.798 / 0.620 against 0.718 / 0.505
+OVER_EMBEDDING = (0.04, 0.05)
 
 
 @pytest.fixture(scope="module")
