@@ -25,11 +25,16 @@ def parse_time(text: str) -> datetime:
             y, mo, d, h, mi, s = (int(p) for p in match.groups(default="0"))
             return datetime(y, mo, d, h, mi, s, tzinfo=timezone.utc)
         value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        value = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
     except (ValueError, OverflowError) as exc:
         raise UsageError("argument", bad) from exc
+    if value.microsecond:  # a trust store writes whole seconds: a fraction would not survive
+        raise UsageError("argument", f"{text[:60]!r} has a fraction of a second; times are whole seconds")
+    return value
 
 
 def format_time(value: datetime) -> str:
     """The trust store form ``YYYYMMDDHHMMSSZ`` (UTC)."""
-    return value.astimezone(timezone.utc).strftime("%Y%m%d%H%M%SZ")
+    # by hand, not strftime: glibc writes year 27 as "27", which reads back as another time
+    t = value.astimezone(timezone.utc)
+    return f"{t.year:04d}{t.month:02d}{t.day:02d}{t.hour:02d}{t.minute:02d}{t.second:02d}Z"
