@@ -34,6 +34,7 @@ TOPICS: dict[str, tuple[str, ...]] = {
     "utf8": ("R-19",),
     "depth": ("R-20",),
     "containers": ("R-86",),
+    "valid-msgpack": ("R-87",),
     "occupy": ("R-21",),
     "reencode": ("R-22",),
     # 4, 5 manifest

@@ -210,3 +210,12 @@ def test_decoding_memory_is_a_small_multiple_of_the_input(shape: list[object]) -
     finally:
         tracemalloc.stop()
     assert peak < 32 * len(data), (shape, peak / len(data))
+
+
+@pytest.mark.req("R-87")
+@pytest.mark.parametrize("data", [b"\xc1", b"\x81\xa1a\xc1", b"\x91\xc1"])
+def test_bytes_that_are_not_msgpack_are_msgpack_errors(data: bytes) -> None:
+    """0xc1 is the one byte the msgpack specification never assigns: anywhere, it is `msgpack`."""
+    with pytest.raises(MalformedError) as err:
+        canonical.decode(data)
+    assert err.value.code == "msgpack"

@@ -98,7 +98,7 @@ def canonical_msgpack(s: Suite) -> None:
     case(
         "malformed-msgpack-reserved-byte",
         "msgpack",
-        ["occupy"],
+        ["valid-msgpack"],
         "The manifest starts with 0xc1, a byte msgpack never uses.",
         ["Canonical"],
         b"\xc1" + mb[1:],

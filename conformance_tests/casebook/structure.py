@@ -67,8 +67,9 @@ def structure(s: Suite) -> None:
         "malformed-bounds-48-bytes",
         "bounds",
         ["fit", "short-file"],
-        "The first 48 bytes of a package: a whole preamble, but one byte shorter than the smallest package"
-        " (32 + 1 + 16), so the declared lengths cannot fit.",
+        "The first 48 bytes of a package: a whole preamble and 16 bytes more, far short of the smallest"
+        " possible package (97 bytes: preamble 32, manifest padded to 64, payload 16, signature block 1,"
+        " trailer 16), so the declared lengths cannot fit.",
         ["Truncation"],
         base[:48],
     )
