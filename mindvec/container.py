@@ -39,8 +39,6 @@ from mindvec.limits import (
     TRAILER_SIZE,
 )
 
-VERSION = FORMAT_VERSION
-
 _PREAMBLE = struct.Struct("<8sHHIQQ")
 _TRAILER = struct.Struct("<Q8s")
 _COPY_CHUNK = 1 << 20
@@ -174,7 +172,7 @@ def decode_signature_block(data: bytes) -> list[SignatureEntry]:
 # ---------------------------------------------------------------- encoding
 
 
-def encode_preamble(manifest_len: int, payload_len: int, version: tuple[int, int] = VERSION) -> bytes:
+def encode_preamble(manifest_len: int, payload_len: int, version: tuple[int, int] = FORMAT_VERSION) -> bytes:
     return _PREAMBLE.pack(MAGIC, version[0], version[1], 0, manifest_len, payload_len)
 
 
@@ -216,7 +214,7 @@ def _check_head(head: bytes) -> tuple[int, int, int, int, int]:
     """Check magic, major and flags on however many preamble bytes exist, then truncation."""
     if _prefix_differs(head, 0, MAGIC):
         raise MalformedError("magic", "this is not a .mindvec file (wrong magic bytes)")
-    if _prefix_differs(head, 8, struct.pack("<H", VERSION[0])):
+    if _prefix_differs(head, 8, struct.pack("<H", FORMAT_VERSION[0])):
         major = struct.unpack_from("<H", head, 8)[0] if len(head) >= 10 else head[8]
         raise MalformedError("version", f"format major version {major} is not supported (this reader: 1)")
     if _prefix_differs(head, 12, bytes(4)):

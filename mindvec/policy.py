@@ -18,14 +18,14 @@ import os
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from mindvec.container import SignatureEntry
 from mindvec.errors import MindvecError, UnverifiedError, UsageError
 from mindvec.keys import PublicKey
 from mindvec.state import State
-from mindvec.times import parse_time
+from mindvec.times import resolve_now
 from mindvec.trust import TrustEntry, TrustStore
 
 TrustArg = TrustStore | str | os.PathLike[str] | None
@@ -129,15 +129,6 @@ class SignatureResult:
             "reason": self.reason,
             "source": self.source,
         }
-
-
-def resolve_now(now: datetime | str | None) -> datetime:
-    """``now`` as an aware UTC datetime; the system clock when None; naive means UTC."""
-    if now is None:
-        return datetime.now(timezone.utc)
-    if isinstance(now, str):
-        return parse_time(now)
-    return now.replace(tzinfo=timezone.utc) if now.tzinfo is None else now.astimezone(timezone.utc)
 
 
 def check_threshold(threshold: int) -> int:

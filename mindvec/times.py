@@ -38,3 +38,12 @@ def format_time(value: datetime) -> str:
     # by hand, not strftime: glibc writes year 27 as "27", which reads back as another time
     t = value.astimezone(timezone.utc)
     return f"{t.year:04d}{t.month:02d}{t.day:02d}{t.hour:02d}{t.minute:02d}{t.second:02d}Z"
+
+
+def resolve_now(now: datetime | str | None) -> datetime:
+    """``now`` as an aware UTC datetime; the system clock when None; naive means UTC."""
+    if now is None:
+        return datetime.now(timezone.utc)
+    if isinstance(now, str):
+        return parse_time(now)
+    return now.replace(tzinfo=timezone.utc) if now.tzinfo is None else now.astimezone(timezone.utc)

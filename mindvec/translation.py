@@ -37,7 +37,7 @@ from mindvec.package import open as open_package
 from mindvec.payload import as_float32
 from mindvec.policy import Policy, from_legacy
 from mindvec.site import Site
-from mindvec.verification import VerifyReport, open_verified
+from mindvec.verification import VerifyReport, checked
 
 
 @dataclass(frozen=True)
@@ -290,11 +290,10 @@ def translate(
     vector carries ``translation`` metadata (source model, mapping, mapping package,
     norm_ratio, recommended_scale), computed by :func:`translate_vector`.
     """
-    checked = from_legacy(policy, legacy, "translate")
+    accepted = from_legacy(policy, legacy, "translate")
     with contextlib.ExitStack() as opened:
-        (vpkg, vreport), (mpkg, mreport) = (
-            _checked(opened, p, checked) for p in (vector_package, mapping_package)
-        )
+        vpkg, vreport = opened.enter_context(checked(vector_package, accepted))
+        mpkg, mreport = opened.enter_context(checked(mapping_package, accepted))
         tv = translate_vector(vpkg, mpkg, vector=vector, mapping=mapping)
         manifest, tensors = translated_manifest(tv, vpkg, mpkg, created=created)
         manifest["extensions"] = {INPUTS_EXTENSION: {"vector": _record(vreport), "mapping": _record(mreport)}}
@@ -311,12 +310,3 @@ def _record(report: VerifyReport) -> dict[str, Any]:
     assert report.identity is not None
     signers = sorted(bytes.fromhex(r.keyid) for r in report.signatures if r.trusted)
     return {"identity": bytes.fromhex(report.identity), "verdict": report.verdict, "signers": signers}
-
-
-def _checked(
-    stack: contextlib.ExitStack[bool | None], source: PackageSource, policy: Policy
-) -> tuple[Package, VerifyReport]:
-    package, mine, report = open_verified(source, policy)
-    if mine:
-        stack.callback(package.close)
-    return package, report

@@ -18,8 +18,10 @@ when it exists; its entries are checked exactly like embedded ones.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,22 +158,24 @@ def enforce(
     return report
 
 
-def open_verified(
+@contextlib.contextmanager
+def checked(
     source: Package | str | os.PathLike[str], policy: Policy
-) -> tuple[Package, bool, VerifyReport]:
-    """Open ``source`` and :func:`enforce` ``policy`` on it.
+) -> Iterator[tuple[Package, VerifyReport]]:
+    """The package ``source`` once :func:`enforce` accepted it, with the report.
 
-    Returns the Package, whether it was opened here (the caller closes a package it opened
-    from a path, never one it was handed) and the report (verdict and signers).
+    A package opened here (from a path) is closed on exit; one the caller handed in is not.
     """
     if isinstance(source, Package):
-        return source, False, enforce(source, policy)
+        yield source, enforce(source, policy)
+        return
     if not isinstance(source, (str, os.PathLike)):
         kind = type(source).__name__
         raise UsageError("argument", f"expected a package path or a mindvec.Package, not {kind}")
     report = enforce(source, policy)
     assert report.package is not None  # a full check that passed opened it
-    return report.package, True, report
+    with report.package as package:
+        yield package, report
 
 
 def _detached_entries(

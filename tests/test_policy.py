@@ -13,9 +13,10 @@ from mindvec import container, package
 from mindvec.container import SignatureEntry
 from mindvec.errors import UnverifiedError, UsageError
 from mindvec.keys import SecretKey
-from mindvec.policy import Policy, SignatureResult, decide, resolve_now
+from mindvec.policy import Policy, SignatureResult, decide
 from mindvec.rotation import RotationRecord
 from mindvec.state import State
+from mindvec.times import resolve_now
 from mindvec.trust import TrustEntry, TrustStore
 from mindvec.verification import enforce
 

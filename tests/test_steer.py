@@ -456,3 +456,28 @@ def test_hf_url_dispatches_to_hub_pull(tmp_path: Path, monkeypatch: pytest.Monke
     with mindvec.steer(model, "hf://org/repo@main/v.mindvec", policy=Policy(allow_unsigned=True)):
         pass
     assert calls == [("hf://org/repo@main/v.mindvec", {"policy": Policy(allow_unsigned=True)})]
+
+
+def test_steer_closes_what_it_opened_and_only_that(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 15: steer opened a Package it never closed. A path is opened and closed by steer;
+    a Package the caller hands in stays open for the caller."""
+    from mindvec.package import Package
+
+    model = tiny_models.build("llama")
+    path = tiny_models.vector_package(tmp_path / "v.mindvec", model)
+    closed: list[Path] = []
+    real_close = Package.close
+
+    def recording_close(self: Package) -> None:
+        closed.append(self.path)
+        real_close(self)
+
+    monkeypatch.setattr(Package, "close", recording_close)
+    with mindvec.steer(model, path, policy=Policy(allow_unsigned=True)):
+        assert closed == [path]  # closed at install: the vector was copied
+        _run(model, "llama")
+    closed.clear()
+    handed = mindvec.open(path)
+    with mindvec.steer(model, handed, policy=Policy(allow_unsigned=True)):
+        pass
+    assert closed == [] and handed.tensor(handed.vector().sites[0].tensor).shape == (32,)

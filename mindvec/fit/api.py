@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,7 +56,6 @@ class Vector:
     dataset: dict[str, Any]
     name: str = "steer"
     seed: int = 0
-    _cache: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     @property
     def layers(self) -> list[int]:
@@ -115,10 +114,13 @@ class Vector:
         signers = _signers(sign)
         if not signers:
             raise UsageError("argument", "push needs sign=<key>: the Hub client publishes signed packages")
+        keys = [getattr(s, "public_key", None) for s in signers]
+        if any(key is None for key in keys):
+            raise UsageError("argument", "push needs keys with a public_key (mindvec.keys.SecretKey)")
         with tempfile.TemporaryDirectory(prefix="mindvec-push-") as folder:
             filename = options.pop("filename", f"{self.name}.mindvec")
             path = self.save(Path(folder) / filename, sign=signers)
-            return push(path, repo_id, public_key=[s.public_key for s in signers], **options)  # type: ignore[attr-defined]
+            return push(path, repo_id, public_key=keys, **options)
 
 
 def _local_source(model: torch.nn.Module) -> dict[str, Any]:

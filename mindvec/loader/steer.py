@@ -31,7 +31,7 @@ from mindvec.payload import as_float32
 from mindvec.policy import Policy, from_legacy
 from mindvec.site import Site, as_site
 from mindvec.translation import translate_vector
-from mindvec.verification import open_verified
+from mindvec.verification import checked
 
 if TYPE_CHECKING:
     import torch
@@ -186,14 +186,14 @@ class _Plan:
     positions: Positions
 
 
-def _open(package: PackageSource, policy: Policy) -> tuple[Package, bool]:
-    """Open and check ``package`` (a path, a Package or an ``hf://`` URL) under ``policy``."""
+def _open(stack: contextlib.ExitStack[bool | None], package: PackageSource, policy: Policy) -> Package:
+    """Open and check ``package`` (a path, a Package or an ``hf://`` URL); ``stack`` closes it."""
     if isinstance(package, str) and package.startswith("hf://"):
         from mindvec import hub  # lazily: needs huggingface_hub
 
-        return hub.pull(package, policy=policy), True
-    opened, mine, _ = open_verified(package, policy)
-    return opened, mine
+        return stack.enter_context(hub.pull(package, policy=policy))
+    opened, _report = stack.enter_context(checked(package, policy))
+    return opened
 
 
 def _choices(pkg: Package, vector: VectorChoice) -> list[tuple[VectorSpec, float]]:
@@ -309,13 +309,13 @@ def steer(
         positions = check_positions(positions)
     if scale is not None and not np.isfinite(float(scale)):
         raise UsageError("argument", "scale must be a finite number")
-    checked = from_legacy(policy, legacy, "steer")
+    accepted = from_legacy(policy, legacy, "steer")
     with contextlib.ExitStack() as opened:
-        pkg = _enter(opened, _open(package, checked))
+        pkg = _open(opened, package, accepted)
         if via is None:
             plans = _direct_plans(model, pkg, vector, layers, strict)
         else:
-            plans = _via_plans(model, pkg, _enter(opened, _open(via, checked)), vector, layers, strict)
+            plans = _via_plans(model, pkg, _open(opened, via, accepted), vector, layers, strict)
     hidden = getattr(text_config(model), "hidden_size", None)
     points = [resolve(model, p.site) for p in plans]  # site errors before any hook exists
     import torch
@@ -335,10 +335,3 @@ def steer(
         steerer.install(point, op)
         entries.append(_Entry(plan.vector, plan.site, op, plan.weight))
     return SteeringHandle(steerer, entries, None if scale is None else float(scale))
-
-
-def _enter(stack: contextlib.ExitStack[bool | None], opened: tuple[Package, bool]) -> Package:
-    package, mine = opened
-    if mine:
-        stack.callback(package.close)
-    return package
