@@ -56,6 +56,7 @@ CODES: dict[str, str] = {
     "passphrase": USAGE,
     "trust-store": USAGE,
     "architecture": USAGE,
+    "device": USAGE,
     "hub": USAGE,
 }
 

@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     best = sorted(corr.best().items())
     say("     " + "  ".join(f"{tl}<-{c.source_layer}:{c.r2:.2f}" for tl, c in best if c.r2 is not None))
     pairs = list(dict.fromkeys(choice.values()))
-    state_file = out / f"fitstate-{ckey}-{'_'.join(f'{a}-{b}' for a, b in pairs)}.npz"
+    state_file = out / f"fitstate2-{ckey}-{'_'.join(f'{a}-{b}' for a, b in pairs)}.npz"
     if state_file.exists() and not args.no_cache:
         paired, _ = FitState.load(state_file)
         say(f"     (paired statistics read from the cache {state_file.name})")

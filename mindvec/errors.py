@@ -66,6 +66,7 @@ CODES: dict[str, tuple[ErrorClass, str]] = {
     "trust-store": (ErrorClass.USAGE, "the trust store or state file is malformed"),
     "architecture": (ErrorClass.USAGE, "the model's block stacks or sublayers cannot be found"),
     "hub": (ErrorClass.USAGE, "the Hub request failed"),
+    "device": (ErrorClass.USAGE, "the device cannot run this: no such device, out of memory, or overflow"),
 }
 
 

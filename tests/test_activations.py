@@ -8,7 +8,9 @@ import torch
 from fit_helpers import tiny_llama, word_tokenizer
 
 from mindvec.errors import UsageError
-from mindvec.fit.activations import collect, collect_paired, forward_capture, layer_sites
+from mindvec.fit.activations import collect, layer_sites
+from mindvec.fit.capture import forward_capture
+from mindvec.fit.paired import collect_paired
 from mindvec.fit.pairing import encode
 
 TEXTS = ["the cat liked the sun .", "a dog hated rain", "they stayed home and it was good ."]

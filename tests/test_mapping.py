@@ -12,7 +12,7 @@ import pytest
 
 from mindvec.errors import UsageError
 from mindvec.fit import mapping as mp
-from mindvec.fit import metrics, splits
+from mindvec.fit import metrics
 from mindvec.fit.stats import PairStats
 
 
@@ -110,25 +110,3 @@ def test_bad_arguments() -> None:
         mp.fit_low_rank(PairStats.from_arrays(x, y), rank=99, alpha=1.0)
     with pytest.raises(UsageError):
         mp.fit_ridge(PairStats.empty(3, 3), 1.0)
-
-
-def test_streaming_split_bounded_and_batch_invariant() -> None:
-    x, y, w = _planted(n=4000)
-    groups = np.arange(4000) // 20  # 200 "texts" of 20 rows
-
-    def stream(batch: int, **kw: object) -> splits.SplitData:
-        s = splits.StreamingSplit(seed=3, max_test=500, **kw)  # type: ignore[arg-type]
-        for lo in range(0, 4000, batch):
-            s.add(x[lo : lo + batch], y[lo : lo + batch], groups[lo : lo + batch])
-        return s.finish()
-
-    a, b = stream(100), stream(260)
-    assert a.test_samples == 500  # capped
-    np.testing.assert_allclose(a.train.sxy, b.train.sxy, rtol=1e-9, atol=1e-9)
-    assert a.train.n == b.train.n and a.val.n == b.val.n
-    assert 0.5 < a.train.n / 4000 < 0.8
-    shuffled = stream(100, shuffle_pairs=True)
-    report = metrics.score_splits(a, shuffled)
-    assert _rel(report.mapping.weight, w) < 0.05
-    assert report.held_out.centered_cosine > 0.95
-    assert abs(report.baselines["shuffled"].centered_cosine) < 0.2

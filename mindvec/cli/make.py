@@ -17,11 +17,13 @@ from mindvec.cli.maps import run_correspond, run_fit
 from mindvec.cli.options import (
     add_policy_arguments,
     corpus_arguments,
+    load_models,
     meta_from_args,
     output_arguments,
     parse_layers,
     policy_from_args,
     report_written,
+    resolve_device,
     say,
     signers_from_args,
 )
@@ -59,7 +61,11 @@ def register(subparsers: Any) -> None:
     ft.add_argument("--with-scale", action="store_true", help="procrustes: fit a scalar scale")
     ft.add_argument("--max-pairs", type=int, default=20000, help="paired samples to use (default 20000)")
     ft.add_argument("--mapping-name", help="mapping name (default l<S>-to-l<T>)")
-    ft.add_argument("--part", metavar="K/N", help="use only text chunks K, K+N, K+2N, ... (one shard of N)")
+    ft.add_argument(
+        "--part",
+        metavar="K/N",
+        help="read only corpus batches K, K+N, ... (one shard of N; see --shard)",
+    )
     ft.add_argument("--shard", action="store_true", help="write a statistics shard (.npz) to -o, no package")
     ft.add_argument("--from-shards", nargs="+", metavar="NPZ", help="merge shards and fit (no models loaded)")
     corpus_arguments(ft, required=False)
@@ -88,10 +94,8 @@ def register(subparsers: Any) -> None:
 
 
 def run_extract(args: argparse.Namespace) -> int:
-    from mindvec.fit import models
-    from mindvec.fit.activations import layer_sites, num_layers
-    from mindvec.fit.build import dataset_entry, vector_package
-    from mindvec.fit.vectors import extract_at_sites, read_lines, read_pairs_jsonl
+    from mindvec.fit.distributed import close, init
+    from mindvec.fit.vectors import read_lines, read_pairs_jsonl
 
     signers = signers_from_args(args)  # a bad key fails before any model is loaded
     if args.pairs:
@@ -102,8 +106,22 @@ def run_extract(args: argparse.Namespace) -> int:
             raise UsageError("argument", "--positive needs --negative (a file of negative texts)")
         pos, neg = read_lines(args.positive), read_lines(args.negative)
         data_name = f"{Path(args.positive).name}+{Path(args.negative).name}"
-    say(args, f"loading {args.model} ...")
-    lm = models.load(args.model)
+    world = init(resolve_device(args.device))
+    try:
+        return _extract(args, world, signers, pos, neg, data_name)
+    finally:
+        close(world)
+
+
+def _extract(
+    args: argparse.Namespace, world: Any, signers: Any, pos: list[str], neg: list[str], data_name: str
+) -> int:
+    from mindvec.fit.activations import layer_sites, num_layers
+    from mindvec.fit.build import dataset_entry, vector_package
+    from mindvec.fit.vectors import extract_at_sites
+
+    say(args, f"loading {args.model} ...", world)
+    [lm] = load_models(args, world, args.model)
     layers = parse_layers(args.layers, num_layers(lm.model))
     fitted = extract_at_sites(
         lm.model,
@@ -117,7 +135,10 @@ def run_extract(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         max_tokens=args.max_tokens,
         progress=not args.quiet,
+        world=world,
     )
+    if not world.main:
+        return 0  # rank 0 writes the package
     dataset = dataset_entry(data_name, [*pos, "\x00", *neg], len(pos) + len(neg))
     builder = vector_package(
         fitted,
@@ -129,6 +150,7 @@ def run_extract(args: argparse.Namespace) -> int:
         vector_name=args.vector_name,
         dataset=dataset,
         seed=args.seed,
+        run={**world.provenance(), "device": args.device, "dtype": args.dtype},
     )
     return report_written(builder.write(args.output, signers=signers))
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mindvec.cli.options import corpus_texts, meta_from_args, report_written, say, signers_from_args
+from mindvec.cli.options import (
+    corpus_texts,
+    load_models,
+    meta_from_args,
+    report_written,
+    resolve_device,
+    say,
+    signers_from_args,
+)
 from mindvec.errors import UsageError
 
 
@@ -19,54 +27,78 @@ def _hyper(args: argparse.Namespace) -> dict[str, Any]:
     return {}
 
 
-def _part(args: argparse.Namespace, texts: list[str]) -> tuple[list[str], list[int]]:
-    """The shard's texts and their global indices (which decide their train/test split)."""
+def _part(args: argparse.Namespace) -> tuple[int, int] | None:
+    """``--part K/N``: this shard reads corpus batches ``b`` with ``b % N == K``."""
     if not args.part:
-        return texts, list(range(len(texts)))
+        return None
     k, _, n = args.part.partition("/")
     if not (k.isdigit() and n.isdigit() and 0 <= int(k) < int(n)):
         raise UsageError("argument", f"--part {args.part!r}: use K/N with 0 <= K < N, e.g. 0/4")
-    ids = list(range(int(k), len(texts), int(n)))
-    return [texts[i] for i in ids], ids
+    return int(k), int(n)
+
+
+SHARD_KEY = ("source", "target", "pairing", "source_layer", "target_layer", "dataset", "batch_size", "seed")
+
+
+def _shard_key(meta: dict[str, Any]) -> dict[str, Any]:
+    """What every shard of one fit shares (the corpus by digest; sample counts differ)."""
+    key = {k: meta.get(k) for k in SHARD_KEY}
+    key["dataset"] = {k: v for k, v in (meta.get("dataset") or {}).items() if k != "samples"}
+    return key
 
 
 def _merge_shards(paths: list[str]) -> tuple[Any, dict[str, Any]]:
-    import hashlib
-
     from mindvec import canonical
     from mindvec.fit.pipeline import FitState
 
     state, meta = None, None
-    digests = []
+    parts: list[int] = []
     for path in paths:
-        part, raw = FitState.load(path)
+        shard, raw = FitState.load(path)
         info = canonical.decode(raw)
-        key = {k: info[k] for k in ("source", "target", "pairing", "source_layer", "target_layer")}
         if meta is None:
-            state, meta = part, info
-        elif key != {k: meta[k] for k in key}:
-            raise UsageError("argument", f"shard {path} was fitted with other models, layers or pairing")
+            state, meta = shard, info
+        elif _shard_key(info) != _shard_key(meta):
+            raise UsageError(
+                "argument",
+                f"shard {path} was collected with other models, layers, pairing, corpus, batch size or seed",
+            )
         else:
             assert state is not None
-            state.merge_in(part)
-        digests.append(info["dataset"]["sha256"])
+            state.merge_in(shard)
+        parts.append(int(info["part"][0]))
     assert state is not None and meta is not None
-    meta["dataset"] = {
-        "name": f"{meta['dataset']['name']} ({len(paths)} shards)"[:256],
-        "sha256": hashlib.sha256(b"".join(digests)).digest(),
-        "samples": state.n,
-    }
+    total = int(meta["part"][1])
+    if sorted(parts) != list(range(total)):
+        raise UsageError(
+            "argument", f"the shards are parts {sorted(parts)} of {total}; pass each of 0..{total - 1} once"
+        )
+    meta["dataset"] = {**meta["dataset"], "samples": state.n}
     return state, meta
 
 
 def run_fit(args: argparse.Namespace) -> int:
+    from mindvec.fit.distributed import close, init
+
+    world = init(resolve_device(args.device))
+    try:
+        return _fit(args, world)
+    finally:
+        close(world)
+
+
+def _fit(args: argparse.Namespace, world: Any) -> int:
     from mindvec import canonical
-    from mindvec.fit import models
     from mindvec.fit.build import MapSide, dataset_entry, mapping_package
     from mindvec.fit.pipeline import collect_state, finish_state
 
     signers = signers_from_args(args)  # a bad key fails before any model is loaded
     pair = (args.source_layer, args.target_layer)
+    part = _part(args)
+    if part and world.active:
+        raise UsageError(
+            "argument", "--part is for runs without torchrun; under torchrun the ranks split the corpus"
+        )
     if args.from_shards:
         state, meta = _merge_shards(args.from_shards)
         if (meta["source_layer"], meta["target_layer"]) != pair:
@@ -77,9 +109,8 @@ def run_fit(args: argparse.Namespace) -> int:
         if not (args.corpus or args.corpus_asset):
             raise UsageError("argument", "pass --corpus FILE or --corpus-asset NAME (or --from-shards)")
         data_name, texts = corpus_texts(args)
-        texts, ids = _part(args, texts)
-        say(args, f"loading {args.source} and {args.target} ...")
-        src, tgt = models.load(args.source), models.load(args.target)
+        say(args, f"loading {args.source} and {args.target} ...", world)
+        src, tgt = load_models(args, world, args.source, args.target)
         state = collect_state(
             src,
             tgt,
@@ -91,7 +122,8 @@ def run_fit(args: argparse.Namespace) -> int:
             max_tokens=args.max_tokens,
             seed=args.seed,
             progress=not args.quiet,
-            group_ids=ids,
+            world=world,
+            part=part,
         )
         meta = {
             "source": src.ref(),
@@ -100,13 +132,20 @@ def run_fit(args: argparse.Namespace) -> int:
             "pairing": args.pairing,
             "source_layer": pair[0],
             "target_layer": pair[1],
-            "dataset": dataset_entry(data_name, texts[: state.texts], state.n),
+            "dataset": dataset_entry(data_name, texts[: state.end], state.n),
+            "batch_size": args.batch_size,
+            "seed": args.seed,
+            "part": list(part or (0, 1)),
         }
         if args.shard:
+            if not part:
+                raise UsageError("argument", "--shard needs --part K/N (use --part 0/1 for one shard)")
             out = state.save(args.output, canonical.encode(meta))
             print(f"wrote statistics shard {out} ({state.n} pairs from {state.texts} texts)")
             return 0
     [mf] = finish_state(state, method=args.method, **_hyper(args))
+    if not world.main:
+        return 0  # rank 0 writes the package
     r = mf.report
     say(
         args,
@@ -130,6 +169,9 @@ def run_fit(args: argparse.Namespace) -> int:
             "max_tokens": args.max_tokens,
             "texts": state.texts,
             "shards": len(args.from_shards or []) or 1,
+            **world.provenance(),
+            "device": args.device,
+            "dtype": args.dtype,
         },
     )
     return report_written(builder.write(args.output, signers=signers))

@@ -61,6 +61,39 @@ def output_arguments(p: argparse.ArgumentParser, *, models: bool = True) -> None
     p.add_argument("--batch-size", type=int, default=8, help="texts per forward pass (default 8)")
     p.add_argument("--max-tokens", type=int, default=256, help="tokens kept per text (default 256)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    device_arguments(p)
+
+
+def device_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default auto)"
+    )
+    p.add_argument(
+        "--dtype",
+        choices=("fp32", "bf16", "fp16"),
+        default="fp32",
+        help="model weights and activations (default fp32)",
+    )
+    p.add_argument(
+        "--device-map",
+        choices=("auto", "balanced", "sequential"),
+        help="spread each model over every visible device (transformers device_map), instead of --device",
+    )
+
+
+def resolve_device(name: str | None) -> str:
+    from mindvec.fit.device import resolve_device as resolve
+
+    return resolve(name)
+
+
+def load_models(args: argparse.Namespace, world: Any, *specs: str) -> list[Any]:
+    """Load each model on this rank's device (or over a device map), in ``--dtype``."""
+    from mindvec.fit import models
+    from mindvec.fit.distributed import local_device
+
+    device = local_device(world, resolve_device(args.device))
+    return [models.load(spec, dtype=args.dtype, device=device, device_map=args.device_map) for spec in specs]
 
 
 def corpus_arguments(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -135,8 +168,9 @@ def corpus_texts(args: argparse.Namespace) -> tuple[str, list[str]]:
     return name, chunks
 
 
-def say(args: argparse.Namespace, text: str) -> None:
-    if not getattr(args, "quiet", False):
+def say(args: argparse.Namespace, text: str, world: Any = None) -> None:
+    """Progress for people: on stderr, and only from rank 0 of a torchrun job."""
+    if not getattr(args, "quiet", False) and (world is None or world.main):
         print(text, file=sys.stderr)
 
 

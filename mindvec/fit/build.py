@@ -63,7 +63,9 @@ def vector_package(
     vector_name: str,
     dataset: Mapping[str, Any],
     seed: int = 0,
+    run: Params | None = None,
 ) -> PackageBuilder:
+    """``run``: how it was computed (world size, backend, device, dtype), for provenance."""
     scale, scale_range = fitted.scale()
     params: Params = dict(fitted.params)
     b = meta.builder().add_model_entry(model_name, model_ref)
@@ -83,7 +85,7 @@ def vector_package(
         created=meta.created,
         datasets=[dataset],
         seed=seed,
-        hyperparameters={"method": fitted.method, **params},
+        hyperparameters={"method": fitted.method, **params, **(run or {})},
     )
 
 

@@ -86,18 +86,25 @@ def _locate(spec: str) -> tuple[Path, str | None]:
     )
 
 
-def load(spec: str, *, dtype: str = "float32") -> LoadedModel:
-    """Load ``spec`` (see module doc) offline, in eval mode."""
-    import torch
+def load(
+    spec: str, *, dtype: str = "float32", device: str = "cpu", device_map: str | None = None
+) -> LoadedModel:
+    """Load ``spec`` (see module doc) offline, in eval mode, on ``device`` (or over ``device_map``)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from mindvec.fit.device import device_errors, parse_dtype
 
     folder, name = _locate(spec)
     kwargs: dict[str, Any] = {"gguf_file": name} if name else {}
+    placement: dict[str, Any] = {"device_map": device_map} if device_map else {}
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(folder), **kwargs)
-        model: Any = AutoModelForCausalLM.from_pretrained(
-            str(folder), dtype=getattr(torch, dtype), local_files_only=True, **kwargs
-        )
+        with device_errors(f"loading {spec}"):
+            model: Any = AutoModelForCausalLM.from_pretrained(
+                str(folder), dtype=parse_dtype(dtype), local_files_only=True, **placement, **kwargs
+            )
+            if not device_map and device != "cpu":
+                model.to(device)
     except (OSError, ValueError) as exc:
         raise UsageError("io", f"cannot load model {spec!r} from {folder}: {exc}") from exc
     model.eval()

@@ -1,16 +1,27 @@
-"""Train / validation / test splits keyed by text, so no text spans two splits.
+"""Train / validation / test splits keyed by document, so no document spans two splits.
 
-:class:`SplitData` splits arrays held in memory; :class:`StreamingSplit` builds the same
-from batches in bounded memory (sufficient statistics for train and validation, a capped
-sample of test pairs), which is how a fit streams tens of thousands of pairs.
+:class:`SplitData` splits arrays held in memory. A streamed fit (:mod:`mindvec.fit.pipeline`)
+uses the keyed pieces below instead, so that the result does not depend on the order in which
+batches arrive, on the batch a process saw first, or on the number of processes:
+
+- :func:`split_of` gives each document its split from a hash of ``(seed, document id)``;
+- :func:`row_keys` gives each row a hash of ``(seed, document id, position)``, and
+  :class:`HeldOutSample` keeps the ``k`` test rows with the smallest keys (a bottom-k sample,
+  which merges exactly: the union's bottom k);
+- :func:`cross_document_permutation` pairs each row of a batch with a row of another document
+  of the same batch (the shuffled-pairs baseline); batches are fixed runs of documents.
+
+The hash is SplitMix64 (Steele, Lea and Flood 2014), vectorised in numpy: no Python loop
+over rows or documents.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from mindvec.errors import UsageError
 from mindvec.fit.mapping import F64
@@ -78,125 +89,102 @@ class SplitData:
         )
 
 
-class StreamingSplit:
-    """Build a :class:`SplitData` from batches in bounded memory.
+U64 = npt.NDArray[np.uint64]
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_SPLIT_SALT, _ROW_SALT, _SHUFFLE_SALT = 0x5B1, 0x7E57, 0x5AFF
 
-    Each group (text) goes to test, validation or train by a seeded draw, so a text never
-    spans two splits. Train and validation become :class:`PairStats`; at most ``max_test``
-    test pairs are stored. With ``shuffle_pairs``, training/validation ``x`` rows are paired
-    with ``y`` rows drawn from the *previous* batch (other texts), the streaming form of the
-    shuffled-pairs baseline; test pairs stay true.
+
+def _mix(z: U64) -> U64:
+    z = z.copy()
+    with np.errstate(over="ignore"):
+        z ^= z >> np.uint64(30)
+        z *= np.uint64(0xBF58476D1CE4E5B9)
+        z ^= z >> np.uint64(27)
+        z *= np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+    return z
+
+
+def keyed_hash(*parts: Any) -> U64:
+    """SplitMix64 of a tuple of integer arrays (broadcast), chained: the same tuple, the same key."""
+    out = np.zeros(np.broadcast_shapes(*(np.shape(p) for p in parts)), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for part in parts:
+            out = _mix(out + _GOLDEN + np.asarray(part).astype(np.int64).astype(np.uint64))
+    return out
+
+
+def split_of(
+    docs: Any, *, seed: int = 0, test_fraction: float = 0.2, val_fraction: float = 0.15
+) -> npt.NDArray[np.int8]:
+    """0 = train, 1 = validation, 2 = test, per document id, from a hash of (seed, id)."""
+    u = (keyed_hash(seed, _SPLIT_SALT, docs) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+    out = np.zeros(u.shape, dtype=np.int8)
+    out[u < test_fraction + val_fraction] = 1
+    out[u < test_fraction] = 2
+    return out
+
+
+def row_keys(docs: Any, positions: Any, *, seed: int = 0) -> U64:
+    """One key per row, from (seed, document id, position in the document)."""
+    return keyed_hash(seed, _ROW_SALT, docs, positions)
+
+
+def cross_document_permutation(docs: Any, *, seed: int, batch: int) -> npt.NDArray[np.int64]:
+    """``perm`` such that row ``i`` pairs with row ``perm[i]`` of another document, when possible.
+
+    ``docs`` holds each row's document id, rows of a document contiguous. The documents are put
+    in a seeded random order and the rows rolled by the longest document, so no row meets its
+    own document unless one document holds more than half the rows; a batch of one document
+    is then paired within it (reversed), which the spec's baseline note allows.
     """
+    g = np.asarray(docs)
+    m = len(g)
+    if m == 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    counts = np.diff(np.r_[starts, m])
+    if len(starts) < 2:
+        return np.arange(m - 1, -1, -1, dtype=np.int64)
+    rng = np.random.default_rng([seed, _SHUFFLE_SALT, batch])
+    order = rng.permutation(len(starts))
+    cnt = counts[order]
+    offsets = np.repeat(starts[order] - np.r_[0, np.cumsum(cnt)[:-1]], cnt)
+    seq = offsets + np.arange(m)
+    perm = np.empty(m, dtype=np.int64)
+    perm[seq] = seq[(np.arange(m) + int(counts.max())) % m]
+    return perm
 
-    def __init__(
-        self,
-        *,
-        test_fraction: float = 0.2,
-        val_fraction: float = 0.15,
-        seed: int = 0,
-        max_test: int = 5000,
-        shuffle_pairs: bool = False,
-    ) -> None:
-        self.test_fraction, self.val_fraction = test_fraction, val_fraction
-        self.seed, self.max_test, self.shuffle_pairs = seed, max_test, shuffle_pairs
-        self.train: PairStats | None = None
-        self.val: PairStats | None = None
-        self._test: list[tuple[F64, F64]] = []
-        self._n_test = 0
-        self._prev_y: F64 | None = None
-        self._rng = np.random.default_rng(seed)
-        self._splits: dict[int, int] = {}
 
-    def _split_of(self, group: int) -> int:
-        if group not in self._splits:
-            u = float(np.random.default_rng([self.seed, group]).random())
-            self._splits[group] = (
-                2 if u < self.test_fraction else 1 if u < self.test_fraction + self.val_fraction else 0
-            )
-        return self._splits[group]
+@dataclass
+class HeldOutSample:
+    """The ``k`` test rows with the smallest keys, per block: a sample that merges exactly."""
 
-    def add(self, x: Any, y: Any, groups: Any) -> None:
-        xa, ya = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-        g = np.asarray(groups)
-        if self.train is None or self.val is None:
-            self.train = PairStats.empty(xa.shape[1], ya.shape[1])
-            self.val = PairStats.empty(xa.shape[1], ya.shape[1])
-        which = np.array([self._split_of(int(v)) for v in g], dtype=np.int8)
-        test = which == 2
-        if test.any() and self._n_test < self.max_test:
-            take = np.flatnonzero(test)[: self.max_test - self._n_test]
-            self._test.append((xa[take], ya[take]))
-            self._n_test += len(take)
-        fit_rows = np.flatnonzero(~test)
-        y_fit = ya[fit_rows]
-        if self.shuffle_pairs:
-            prev, self._prev_y = self._prev_y, y_fit
-            if prev is None or len(prev) == 0:
-                return
-            y_fit = prev[self._rng.integers(0, len(prev), size=len(fit_rows))]
-        for split, stats in ((0, self.train), (1, self.val)):
-            sel = which[fit_rows] == split
-            if sel.any():
-                stats.update(xa[fit_rows][sel], y_fit[sel])
+    k: int
+    keys: U64 = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
+    rows: dict[str, npt.NDArray[np.float32]] = field(default_factory=dict)
 
-    def merge_in(self, other: StreamingSplit) -> None:
-        """Fold in a split built on other texts (another shard); test pairs stay capped."""
-        if other.train is None or other.val is None:
-            return
-        if self.train is None or self.val is None:
-            self.train, self.val = other.train.copy(), other.val.copy()
-        else:
-            self.train.merge_in(other.train)
-            self.val.merge_in(other.val)
-        for tx, ty in other._test:
-            room = self.max_test - self._n_test
-            if room > 0:
-                self._test.append((tx[:room], ty[:room]))
-                self._n_test += min(room, len(tx))
+    @property
+    def n(self) -> int:
+        return int(self.keys.shape[0])
 
-    def state(self, prefix: str, test: str = "xy") -> dict[str, Any]:
-        """Arrays for an ``.npz`` shard (with :meth:`from_state`); ``test`` picks the test
-        arrays kept (``"xy"``, ``"x"`` or ``""`` when another split holds the same rows)."""
-        if self.train is None or self.val is None:
-            raise UsageError("argument", "nothing was added to this split; there is no shard to save")
-        out: dict[str, Any] = {}
-        for name, st in (("train", self.train), ("val", self.val)):
-            for field_name in ("mean_x", "mean_y", "sxx", "sxy", "syy"):
-                out[f"{prefix}.{name}.{field_name}"] = getattr(st, field_name)
-            out[f"{prefix}.{name}.n"] = np.array(st.n, dtype=np.int64)
-        data = self.finish()
-        # activations arrive as float32, so the stored test pairs lose nothing in float32
-        if "x" in test:
-            out[f"{prefix}.test_x"] = data.test_x.astype(np.float32)
-        if "y" in test:
-            out[f"{prefix}.test_y"] = data.test_y.astype(np.float32)
-        return out
+    def threshold(self) -> int | None:
+        """Keys at or above this cannot enter (None while the sample is not full)."""
+        return int(self.keys.max()) if self.n >= self.k else None
 
-    @classmethod
-    def from_state(
-        cls, arrays: dict[str, Any], prefix: str, *, test_x: str = "", test_y: str = "", **kw: Any
-    ) -> StreamingSplit:
-        """Rebuild from :meth:`state`; ``test_x``/``test_y`` name another prefix holding them."""
-        split = cls(**kw)
-        stats = []
-        for name in ("train", "val"):
-            f = {
-                k: arrays[f"{prefix}.{name}.{k}"].astype(np.float64)
-                for k in ("mean_x", "mean_y", "sxx", "sxy", "syy")
-            }
-            stats.append(PairStats(int(arrays[f"{prefix}.{name}.n"]), **f))
-        split.train, split.val = stats
-        tx = arrays[f"{test_x or prefix}.test_x"].astype(np.float64)
-        ty = arrays[f"{test_y or prefix}.test_y"].astype(np.float64)
-        split._test, split._n_test = [(tx, ty)], len(tx)
-        return split
+    def add(self, keys: Any, rows: dict[str, Any]) -> None:
+        """Fold in candidate rows (float32 ``[m, d]`` per block); the sample stays sorted by key."""
+        all_keys = np.concatenate([self.keys, np.asarray(keys, dtype=np.uint64)])
+        merged = {
+            b: np.concatenate([self.rows[b], np.asarray(r, dtype=np.float32)])
+            if b in self.rows
+            else np.asarray(r, dtype=np.float32)
+            for b, r in rows.items()
+        }
+        order = np.argsort(all_keys, kind="stable")[: self.k]
+        self.keys = all_keys[order]
+        self.rows = {b: r[order] for b, r in merged.items()}
 
-    def finish(self) -> SplitData:
-        if self.train is None or self.val is None or self.train.n < 2 or not self._test:
-            raise UsageError("argument", "too few texts for a train/validation/test split; use more text")
-        return SplitData(
-            self.train,
-            self.val,
-            np.concatenate([t[0] for t in self._test]),
-            np.concatenate([t[1] for t in self._test]),
-        )
+    def merge_in(self, other: HeldOutSample) -> None:
+        if other.n:
+            self.add(other.keys, other.rows)

@@ -142,14 +142,6 @@ def read_lines(path: str | Path) -> list[str]:
         raise UsageError("io", f"cannot read prompt list {path}: {exc}") from exc
 
 
-def _per_text(rows: npt.NDArray[Any], groups: npt.NDArray[np.int64], n: int, reduce: str) -> F64:
-    out = np.zeros((n, rows.shape[1]))
-    for i in range(n):
-        sel = rows[groups == i]
-        out[i] = sel[-1] if reduce == "last" else sel.mean(axis=0)
-    return out
-
-
 def extract_at_sites(
     model: torch.nn.Module,
     tokenizer: Tokenizer,
@@ -163,11 +155,13 @@ def extract_at_sites(
     batch_size: int = 8,
     max_tokens: int = 128,
     progress: bool = True,
+    world: Any = None,
 ) -> VectorFit:
     """Extract a vector at each of ``sites`` from positive and negative texts.
 
     ``reduce``: ``mean`` (each text's mean activation) or ``last`` (its last position).
-    Every text needs at least two tokens (the first position is dropped).
+    Every text needs at least two tokens (the first position is dropped). Texts are reduced
+    on the model's device; under ``torchrun`` (``world``) each rank reads its batches.
     """
     from mindvec.fit.activations import collect
 
@@ -178,27 +172,31 @@ def extract_at_sites(
     if method == "pca_diff" and len(positive) != len(negative):
         raise UsageError("argument", "pca_diff needs paired texts: as many positive as negative")
     texts = list(positive) + list(negative)
+    from mindvec.fit.distributed import SINGLE
+
     got = collect(
         model,
         tokenizer,
         texts,
         sites,
+        reduce=reduce,
         store=True,
         batch_size=batch_size,
         max_tokens=max_tokens,
         progress=progress,
         desc=f"{method} activations",
+        world=world or SINGLE,
     )
     if got.groups is None or len(np.unique(got.groups)) != len(texts):
         raise UsageError("argument", "every text needs at least two tokens; drop empty or one-word texts")
     out = []
     for site in got.sites:
-        per_text = _per_text(got.arrays[site], got.groups, len(texts), reduce)
+        per_text = got.arrays[site].astype(np.float64)  # one row per text, in text order
         p, n = per_text[: len(positive)], per_text[len(positive) :]
         vec = mean_diff(p, n) if method == "mean_diff" else pca_diff(p, n, center=center)
         if not np.all(np.isfinite(vec)) or not np.any(vec):
             raise UsageError("argument", f"the vector at {site} is zero or not finite; use more varied texts")
-        out.append(SiteVector(site, vec, got.moments[site].mean_norm, got.moments[site].n))
+        out.append(SiteVector(site, vec, got.mean_norm(site), got.tokens))
     params: dict[str, float | int | str | bool] = {"reduce": reduce, "max_tokens": max_tokens}
     if method == "pca_diff":
         params["center"] = center
