@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
+import mindvec  # noqa: E402
 from mindvec.errors import UsageError  # noqa: E402
 from mindvec.loader.hooks import Operation, StepContext, check_positions  # noqa: E402
+from mindvec.policy import Policy  # noqa: E402
+from tests import tiny_models  # noqa: E402
 
 
 def _h() -> torch.Tensor:
@@ -117,17 +124,149 @@ def test_recorder_tracks_prompt_across_calls() -> None:
     from mindvec.loader.hooks import ContextRecorder
 
     rec = ContextRecorder(torch.nn.Identity())
+
+    def step(**kwargs: object) -> StepContext:
+        """One forward call whose sites ask for the context (recording is lazy)."""
+        rec._pre(None, (), kwargs)
+        return rec.context(kwargs["input_ids"])
+
     ids = torch.ones(1, 5, dtype=torch.long)
-    rec._pre(None, (), {"input_ids": ids, "cache": _Cache(0)})
-    assert rec.current is not None and (rec.current.past, rec.current.prompt_len) == (0, 5)
-    rec._pre(None, (), {"input_ids": ids[:, :1], "cache": _Cache(5)})
-    assert rec.current is not None and (rec.current.past, rec.current.prompt_len) == (5, 5)
-    rec._pre(None, (), {"input_ids": torch.ones(1, 3, dtype=torch.long), "cache": _Cache(8)})
-    assert rec.current is not None and rec.current.prompt_len == 11  # a new turn on the cache
+    ctx = step(input_ids=ids, cache=_Cache(0))
+    assert (ctx.past, ctx.prompt_len) == (0, 5)
+    ctx = step(input_ids=ids[:, :1], cache=_Cache(5))
+    assert (ctx.past, ctx.prompt_len) == (5, 5)
+    assert step(input_ids=torch.ones(1, 3, dtype=torch.long), cache=_Cache(8)).prompt_len == 11  # a new turn
     longer = torch.ones(1, 7, dtype=torch.long)
-    rec._pre(None, (), {"input_ids": ids})  # fresh prompt without cache
-    rec._pre(None, (), {"input_ids": longer})  # use_cache=False: the same generation goes on
-    assert rec.current is not None and rec.current.prompt_len == 5
-    rec._pre(None, (), {"input_ids": torch.zeros(1, 7, dtype=torch.long)})  # a different prompt
-    assert rec.current is not None and rec.current.prompt_len == 7
+    step(input_ids=ids)  # fresh prompt without cache
+    assert step(input_ids=longer).prompt_len == 5  # use_cache=False: the same generation goes on
+    assert step(input_ids=torch.zeros(1, 7, dtype=torch.long)).prompt_len == 7  # a different prompt
+    # the mask's extra columns give the cached length, from shapes alone
+    mask = torch.ones(1, 9, dtype=torch.long)
+    assert step(input_ids=ids[:, :1], attention_mask=mask).past == 8
     rec.remove()
+
+
+# ------------------------------------------------------- no host sync, fused adds, torch.compile
+
+_SYNCS = ("__bool__", "__int__", "__float__", "__index__", "item", "tolist", "numpy", "cpu")
+
+
+def _loader_syncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record every device-to-host read made from mindvec's loader code (a host sync on a GPU)."""
+    import traceback
+
+    seen: list[str] = []
+    for name in _SYNCS:
+        original = getattr(torch.Tensor, name)
+
+        def spy(self: torch.Tensor, *a: Any, _original: Any = original, _name: str = name, **k: Any) -> Any:
+            frames = traceback.extract_stack()[:-1]
+            here = [f"{Path(f.filename).name}:{f.lineno}" for f in frames if "mindvec/loader" in f.filename]
+            if here:
+                seen.append(f"{_name} at {here[-1]}")
+            return _original(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, spy)
+    return seen
+
+
+@pytest.mark.parametrize("positions", ["all", "generated", 2])
+def test_steered_generation_never_waits_on_the_device(
+    positions: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = tiny_models.build("llama")
+    path = tiny_models.vector_package(tmp_path / "v.mindvec", model, layers=(0, 2))
+    ids = tiny_models.input_ids(2, 5)
+    mask = torch.ones_like(ids)
+    mask[0, :2] = 0  # left padding: the mask is used, not skipped
+    handle = mindvec.steer(model, path, scale=2.0, positions=positions, policy=Policy(allow_unsigned=True))
+    syncs = _loader_syncs(monkeypatch)
+    with torch.no_grad():
+        steered = model.generate(ids, attention_mask=mask, max_new_tokens=4, do_sample=False, pad_token_id=0)
+    monkeypatch.undo()
+    handle.remove()
+    with torch.no_grad():
+        plain = model.generate(ids, attention_mask=mask, max_new_tokens=4, do_sample=False, pad_token_id=0)
+    assert syncs == []
+    assert not torch.equal(steered, plain) or positions == "generated"  # the hooks did act
+
+
+class _FullAdds(torch.overrides.TorchFunctionMode):
+    """Counts additions whose result has the hidden state's shape."""
+
+    def __init__(self, shape: torch.Size) -> None:
+        super().__init__()
+        self.shape, self.count = shape, 0
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        is_add = getattr(func, "__name__", "") in {"add", "__add__", "__radd__", "add_", "__iadd__"}
+        if is_add and isinstance(out, torch.Tensor) and out.shape == self.shape:
+            self.count += 1
+        return out
+
+
+def test_adds_at_one_site_are_summed_once() -> None:
+    from mindvec.loader.hooks import ContextRecorder, SiteOps
+
+    gen = torch.Generator().manual_seed(0)
+    h = torch.randn(2, 5, 16, generator=gen)
+    v1, v2, v3 = (torch.randn(16, generator=gen) for _ in range(3))
+    run = SiteOps(ContextRecorder(torch.nn.Identity()))
+    add1, add2 = Operation("add", v1, 2.0, "all", like=h), Operation("add", v2, -1.0, "all", like=h)
+    run.ops += [add1, add2]
+    with _FullAdds(h.shape) as counter:
+        out = run(h)
+    assert counter.count == 1
+    expected = h.double().numpy() + 2.0 * v1.double().numpy() - v2.double().numpy()  # numpy, first principles
+    np.testing.assert_allclose(out.double().numpy(), expected, rtol=1e-6, atol=1e-5)
+    add1.scale = 0.5  # a live scale change reaches the fused sum
+    expected = h.double().numpy() + 0.5 * v1.double().numpy() - v2.double().numpy()
+    np.testing.assert_allclose(run(h).double().numpy(), expected, rtol=1e-6, atol=1e-5)
+    # add, project_out, add: order kept, the adds on either side of project_out are not merged
+    run.ops.insert(1, Operation("project_out", v3, 1.0, "all", like=h))
+    with _FullAdds(h.shape) as counter:
+        out = run(h).double().numpy()
+    u = (v3 / v3.norm()).double().numpy()
+    mid = h.double().numpy() + 0.5 * v1.double().numpy()
+    mid = mid - (mid @ u)[..., None] * u
+    np.testing.assert_allclose(out, mid - v2.double().numpy(), rtol=1e-5, atol=1e-5)
+    assert counter.count == 2
+
+
+def test_compiled_steered_generation_matches_eager(tmp_path: Path) -> None:
+    """torch.compile(model): one graph, no break, and the eager steered logits at every step."""
+    import time
+
+    import torch._dynamo as dynamo
+    from transformers import DynamicCache
+
+    model = tiny_models.build("llama")
+    path = tiny_models.vector_package(tmp_path / "v.mindvec", model, layers=(0, 2))
+    ids = tiny_models.input_ids(2, 6)
+    mask = torch.ones_like(ids)
+    mask[0, :2] = 0
+
+    def decode(fn: Any, steps: int = 3) -> torch.Tensor:
+        cache, cur, m, logits = DynamicCache(config=model.config), ids, mask, []
+        with torch.no_grad():
+            for _ in range(steps):
+                step = fn(input_ids=cur, attention_mask=m, cache=cache, use_cache=True).logits[:, -1]
+                logits.append(step)
+                cur = step.argmax(-1, keepdim=True)
+                m = torch.cat([m, torch.ones_like(cur)], dim=1)
+        return torch.stack(logits)
+
+    plain = decode(model)
+    handle = mindvec.steer(model, path, scale=3.0, policy=Policy(allow_unsigned=True))
+    eager = decode(model)
+    assert (eager - plain).abs().max() > 0.1  # steering changes the logits
+    dynamo.reset()
+    explained = dynamo.explain(model)(input_ids=ids, attention_mask=mask)
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
+    dynamo.reset()
+    started = time.perf_counter()
+    compiled = decode(torch.compile(model))
+    print(f"compile and decode: {time.perf_counter() - started:.1f} s")
+    handle.remove()
+    torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-5)

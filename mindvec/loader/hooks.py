@@ -48,7 +48,11 @@ def check_positions(positions: Any) -> Positions:
 
 @dataclass
 class StepContext:
-    """What one forward call of the model looks like to a site hook."""
+    """What one forward call of the model looks like to a site hook.
+
+    Built from shapes only: ``past`` is the mask's extra length (or the cache's length, which
+    a dynamic cache knows from its tensors' shapes), so recording a step never waits on the device.
+    """
 
     mask: Any  # [batch, past+seq] attention mask (1 = real token), or None = all real
     past: int  # positions already in the KV cache
@@ -56,7 +60,11 @@ class StepContext:
     cache: dict[Any, Any] = field(default_factory=dict)
 
     def selection(self, positions: Positions, hidden: Any) -> Any:
-        """Bool tensor [batch, seq, 1] of positions to steer, or None for every position."""
+        """Bool tensor [batch, seq, 1] of positions to steer, or None for every position.
+
+        Device tensors only: no host sync, so steering does not stall a GPU pipeline and
+        traces under ``torch.compile``.
+        """
         batch, seq = int(hidden.shape[0]), int(hidden.shape[1])
         key = (positions, batch, seq, hidden.device)
         if key not in self.cache:
@@ -77,8 +85,6 @@ class StepContext:
         full = self._real(batch, seq, device)  # [batch, past+seq] or None
         stop = self.past + seq
         real = None if full is None else full[:, self.past : stop]
-        if real is not None and bool(real.all()):
-            real = None
         pos = torch.arange(self.past, stop, device=device).unsqueeze(0)  # [1, seq]
         if positions == "all":
             sel = real
@@ -104,26 +110,34 @@ class StepContext:
         return None if sel is None else sel.unsqueeze(-1)
 
 
-def _past_length(kwargs: dict[str, Any], seq: int) -> int:
-    cache_position = kwargs.get("cache_position")
-    if cache_position is not None and cache_position.numel() > 0:
-        return int(cache_position.reshape(-1)[0])
+def _past_length(kwargs: dict[str, Any], mask: Any, seq: int) -> int:
+    """Cached positions, from shapes: the 2-D mask's extra columns, else the cache's length."""
+    if mask is not None and mask.shape[1] >= seq:
+        return int(mask.shape[1]) - seq
     cache = kwargs.get("past_key_values")
     if cache is None:
         cache = kwargs.get("cache")  # transformers 5 name
     if cache is not None and hasattr(cache, "get_seq_length"):
         return int(cache.get_seq_length())
+    position = kwargs.get("cache_position")  # transformers 4; reading it waits on the device
+    if position is not None and position.numel() > 0:
+        return int(position.reshape(-1)[0])
     return 0
 
 
 class ContextRecorder:
-    """Records the StepContext of each forward call of one module (top model or encoder)."""
+    """Records the StepContext of each forward call of one module (top model or encoder).
+
+    Recording is lazy: the pre-hook keeps references to the call's inputs, and the context
+    is built the first time a site asks for it in that call.
+    """
 
     def __init__(self, module: Any, *, decoder_of_seq2seq: bool = False, encoder: bool = False) -> None:
         self.module = module
         self.decoder_of_seq2seq = decoder_of_seq2seq
         self.encoder = encoder
         self.current: StepContext | None = None
+        self._call: tuple[Any, dict[str, Any]] | None = None
         self._prompt_ids: Any = None
         self._prompt_len = 0
         self._handles = [
@@ -135,9 +149,26 @@ class ContextRecorder:
         while self._handles:
             self._handles.pop().remove()
         self.current = None
+        self._call = None
+
+    def real_mask(self, hidden: Any) -> Any:
+        """The running call's mask for the current tokens (its last ``seq`` columns), or None.
+
+        Shapes only; what ``positions='all'`` needs, without building the prompt state.
+        """
+        if self._call is None:
+            return None
+        _, mask, seq = self._inputs(*self._call)
+        if mask is None or getattr(mask, "dim", lambda: 0)() != 2 or seq is None:
+            return None
+        if mask.shape[0] != hidden.shape[0] or mask.shape[1] < hidden.shape[1]:
+            return None
+        return mask[:, mask.shape[1] - int(hidden.shape[1]) :]
 
     def context(self, hidden: Any) -> StepContext:
         """The context of the running call, or a fresh-prompt context when none is recorded."""
+        if self.current is None and self._call is not None:
+            self._record(*self._call)
         if self.current is not None:
             return self.current
         return StepContext(None, 0, int(hidden.shape[1]))
@@ -156,15 +187,16 @@ class ContextRecorder:
         return ids, mask, seq
 
     def _pre(self, _module: Any, args: Any, kwargs: dict[str, Any]) -> None:
+        self.current = None
+        self._call = (args, kwargs)
+
+    def _record(self, args: Any, kwargs: dict[str, Any]) -> None:
         ids, mask, seq = self._inputs(args, kwargs)
         if seq is None:
-            self.current = None
             return
-        past = 0 if self.encoder else _past_length(kwargs, seq)
         if mask is not None and getattr(mask, "dim", lambda: 0)() != 2:
             mask = None
-        if past == 0 and mask is not None and mask.shape[1] > seq:
-            past = int(mask.shape[1]) - seq
+        past = 0 if self.encoder else _past_length(kwargs, mask, seq)
         if past == 0 and not self._continues(ids, seq):
             self._prompt_len = seq
             self._prompt_ids = None if ids is None else ids.detach()
@@ -175,7 +207,11 @@ class ContextRecorder:
         self.current = StepContext(mask, past, self._prompt_len)
 
     def _continues(self, ids: Any, seq: int) -> bool:
-        """True when a cache-free call extends the recorded prompt (generate with use_cache=False)."""
+        """True when a cache-free call extends the recorded prompt (generate with use_cache=False).
+
+        The one comparison that reads device values: once per forward call, only without a
+        KV cache and only for positions other than ``all``.
+        """
         old = self._prompt_ids
         if self.encoder or ids is None or old is None or seq <= old.shape[1] or ids.shape[0] != old.shape[0]:
             return False
@@ -183,6 +219,7 @@ class ContextRecorder:
 
     def _post(self, *_: Any) -> None:
         self.current = None
+        self._call = None
 
 
 class Operation:
@@ -212,16 +249,24 @@ class Operation:
         # cast once here, not on every call
         self._delta = (self.vector32 * self._scale).to(self.dtype)
 
-    def apply(self, h: Any, sel: Any) -> Any:
-        """The operation on ``h`` [batch, seq, hidden], only where ``sel`` (None = everywhere)."""
-        import torch
-
+    def follow(self, h: Any) -> None:
+        """The model was moved or cast after install: re-cast once, not on every call."""
         if self._delta.dtype != h.dtype or self._delta.device != h.device:
-            # the model was moved or cast after install: re-cast once, not on every call
             self.dtype = h.dtype
             self.vector32 = self.vector32.to(h.device)
             self.unit32 = self.unit32.to(h.device)
             self.scale = self._scale
+
+    @property
+    def delta(self) -> Any:
+        """``s·v`` in the model's dtype (``add`` only)."""
+        return self._delta
+
+    def apply(self, h: Any, sel: Any) -> Any:
+        """The operation on ``h`` [batch, seq, hidden], only where ``sel`` (None = everywhere)."""
+        import torch
+
+        self.follow(h)
         if self.kind == "add":
             out = h + self._delta
         else:
@@ -232,3 +277,56 @@ class Operation:
             else:
                 out = (h32 + (self._scale - coef).unsqueeze(-1) * self.unit32).to(h.dtype)
         return out if sel is None else torch.where(sel, out, h)
+
+
+class SiteOps:
+    """The operations at one site, in install order, run by one hook.
+
+    Consecutive ``add`` operations with the same positions commute, so they are summed into
+    one delta (in float32, cast once, recomputed only when a scale changes) and added to the
+    hidden state once. ``positions='all'`` reads only the mask, with no host sync.
+    """
+
+    def __init__(self, recorder: ContextRecorder) -> None:
+        self.recorder = recorder
+        self.ops: list[Operation] = []
+        self._fused: dict[tuple[Any, ...], Any] = {}
+
+    def _sum(self, group: list[Operation], h: Any) -> Any:
+        key = tuple((id(o), o.scale) for o in group) + (h.dtype, h.device)
+        found = self._fused.get(key)
+        if found is None:
+            total = group[0].vector32 * group[0].scale
+            for o in group[1:]:
+                total = total + o.vector32 * o.scale
+            found = total.to(h.dtype)
+            self._fused.clear()  # one live sum per group layout; stale scales are dropped
+            self._fused[key] = found
+        return found
+
+    def _selection(self, positions: Positions, h: Any) -> Any:
+        if positions == "all":
+            real = self.recorder.real_mask(h)
+            return None if real is None else real.to(device=h.device, dtype=bool).unsqueeze(-1)
+        return self.recorder.context(h).selection(positions, h)
+
+    def __call__(self, h: Any) -> Any:
+        import torch
+
+        ops, i = self.ops, 0
+        while i < len(ops):
+            o = ops[i]
+            j = i + 1
+            if o.kind == "add":
+                while j < len(ops) and ops[j].kind == "add" and ops[j].positions == o.positions:
+                    j += 1
+            sel = self._selection(o.positions, h)
+            if j - i > 1:
+                for member in ops[i:j]:
+                    member.follow(h)
+                out = h + self._sum(ops[i:j], h)
+                h = out if sel is None else torch.where(sel, out, h)
+            else:
+                h = o.apply(h, sel)
+            i = j
+        return h

@@ -23,7 +23,7 @@ import numpy as np
 
 from mindvec.errors import InvalidError, UsageError
 from mindvec.loader.binding import check_binding, text_config
-from mindvec.loader.hooks import ContextRecorder, Operation, Positions, check_positions
+from mindvec.loader.hooks import ContextRecorder, Operation, Positions, SiteOps, check_positions
 from mindvec.loader.sites import HookPoint, SiteHandle, attach, resolve
 from mindvec.manifest import VectorSite, VectorSpec
 from mindvec.package import Package, PackageSource
@@ -68,16 +68,8 @@ class _ModelSteerer:
         site = point.site
         slot = self.slots.get(site)
         if slot is None:
-            recorder = self._recorder(site.stack)
-            ops: list[Operation] = []
-
-            def fn(h: Any) -> Any:
-                ctx = recorder.context(h)
-                for o in ops:
-                    h = o.apply(h, ctx.selection(o.positions, h))
-                return h
-
-            slot = _Slot(attach(self.model, site, fn), ops)
+            run = SiteOps(self._recorder(site.stack))
+            slot = _Slot(attach(self.model, site, run), run.ops)
             self.slots[site] = slot
         slot.ops.append(op)
 
