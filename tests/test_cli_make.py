@@ -257,3 +257,17 @@ def test_signed_output_verifies_and_bad_key_fails_first(setup: dict[str, Path]) 
         main([*args, "--sign", str(root / "missing.key"), "-o", str(root / "x.mindvec"), "--quiet"]) == 2
     )  # a usage error: no such key file
     assert not (root / "x.mindvec").exists()
+
+
+def test_device_and_dtype_flags(setup: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    root = setup["root"]
+    args = ["extract", "--model", str(setup["a"]), "--pairs", str(root / "pairs.jsonl"), "--layers", "1"]
+    _run(*args, "--dtype", "bf16", "--device", "cpu", "-o", str(root / "bf16.mindvec"))
+    with open_package(root / "bf16.mindvec") as pkg:
+        assert pkg.manifest["provenance"]["hyperparameters"]["dtype"] == "bf16"
+    if not torch.cuda.is_available():
+        assert main([*args, "--device", "cuda", "-o", str(root / "gpu.mindvec"), "--quiet"]) == 2
+        assert "error[device]" in capsys.readouterr().err
+        assert not (root / "gpu.mindvec").exists()
