@@ -107,3 +107,20 @@ def test_torchrun_extract_equals_the_single_process_vector(setup: dict[str, Path
             np.testing.assert_allclose(b.tensor(sb["tensor"]), a.tensor(sa["tensor"]), rtol=1e-5, atol=1e-6)
             assert sb["calibration"]["mean_norm"] == pytest.approx(sa["calibration"]["mean_norm"], rel=1e-9)
             assert sb["calibration"]["tokens"] == sa["calibration"]["tokens"]
+
+
+def test_torchrun_correspond_equals_the_single_process_screen(setup: dict[str, Path]) -> None:
+    root = setup["root"]
+    args = ["correspond", "--source", str(setup["a"]), "--target", str(setup["b"])]
+    args += ["--corpus", str(root / "corpus.txt"), "--chunk-chars", "200", "--samples", "600"]
+    args += ["--cka-samples", "300", "--batch-size", "4", "--quiet"]
+    _single(*args, "-o", str(root / "c1.mindvec"))
+    _torchrun(*args, "-o", str(root / "c2.mindvec"))
+    with open_package(root / "c1.mindvec") as a, open_package(root / "c2.mindvec") as b:
+        ca, cb = a.manifest["correspondences"], b.manifest["correspondences"]
+        assert len(ca) == len(cb) > 0
+        for x, y in zip(ca, cb, strict=True):
+            assert (x["source"], x["target"], x["metric"]) == (y["source"], y["target"], y["metric"])
+            assert y["score"] == pytest.approx(x["score"], abs=1e-6)
+        da, db = a.manifest["provenance"]["datasets"][0], b.manifest["provenance"]["datasets"][0]
+        assert da == db  # the same texts, by digest, and the same number of pairs

@@ -178,15 +178,24 @@ def _fit(args: argparse.Namespace, world: Any) -> int:
 
 
 def run_correspond(args: argparse.Namespace) -> int:
-    from mindvec.fit import models
+    from mindvec.fit.distributed import close, init
+
+    world = init(resolve_device(args.device))
+    try:
+        return _correspond(args, world)
+    finally:
+        close(world)
+
+
+def _correspond(args: argparse.Namespace, world: Any) -> int:
     from mindvec.fit.build import add_correspondences, dataset_entry
     from mindvec.fit.correspondence import heatmap
     from mindvec.fit.pipeline import screen_layers
 
     signers = signers_from_args(args)  # a bad key fails before any model is loaded
     data_name, texts = corpus_texts(args)
-    say(args, f"loading {args.source} and {args.target} ...")
-    src, tgt = models.load(args.source), models.load(args.target)
+    say(args, f"loading {args.source} and {args.target} ...", world)
+    src, tgt = load_models(args, world, args.source, args.target)
     corr, paired = screen_layers(
         src,
         tgt,
@@ -199,13 +208,16 @@ def run_correspond(args: argparse.Namespace) -> int:
         max_tokens=args.max_tokens,
         seed=args.seed,
         progress=not args.quiet,
+        world=world,
     )
+    if not world.main:
+        return 0  # rank 0 writes the package
     for t, cand in sorted(corr.best().items()):
         say(
             args,
             f"target layer {t:3d} <- source layer {cand.source_layer:3d}  (R2 {cand.r2}, CKA {cand.cka:.3f})",
         )
-    dataset = dataset_entry(data_name, texts[: paired.texts], paired.n)
+    dataset = dataset_entry(data_name, texts[: paired.end], paired.n)
     meta = meta_from_args(args, "correspondence", f"layer correspondence {src.label} -> {tgt.label}")
     builder = meta.builder().add_model_entry("source", src.ref()).add_model_entry("target", tgt.ref())
     add_correspondences(builder, corr, "source", "target")
@@ -219,6 +231,9 @@ def run_correspond(args: argparse.Namespace) -> int:
             "cka_samples": args.cka_samples,
             "top_k": args.top_k,
             "pairing": args.pairing,
+            **world.provenance(),
+            "device": args.device,
+            "dtype": args.dtype,
         },
     )
     out = builder.write(args.output, signers=signers)

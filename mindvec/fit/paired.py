@@ -55,6 +55,7 @@ class Paired:
     y: dict[Site, F32]
     groups: npt.NDArray[np.int64]
     texts: int
+    end: int = 0  # one past the last document the pass covered
 
     @property
     def n(self) -> int:
@@ -253,4 +254,5 @@ def collect_paired(
         {as_site(s): merged[f"y{i}"] for i, s in enumerate(sites_b)},
         (merged_keys >> np.uint64(24)).astype(np.int64),
         texts_total,
+        schedule.end,
     )

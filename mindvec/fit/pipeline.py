@@ -67,8 +67,13 @@ def screen_layers(
     max_tokens: int = 256,
     seed: int = 0,
     progress: bool = True,
+    world: World = SINGLE,
 ) -> tuple[Correspondence, Paired]:
-    """One pass capturing every layer of both models, then CKA and ridge on candidates."""
+    """One pass capturing every layer of both models, then CKA and ridge on candidates.
+
+    Under ``torchrun`` (``world``) the ranks split the batches and gather the paired rows, so
+    every rank screens the same rows as a single process would.
+    """
     sa, sb = layer_sites(src.model), layer_sites(tgt.model)
     paired = collect_paired(
         src.model,
@@ -83,6 +88,7 @@ def screen_layers(
         max_tokens=max_tokens,
         max_pairs=samples,
         progress=progress,
+        world=world,
     )
     xs = {k.layer: paired.x[k] for k in sa}
     ys = {k.layer: paired.y[k] for k in sb}
