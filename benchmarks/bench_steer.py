@@ -20,7 +20,18 @@ at module import for their extraction code, which the benchmark does not use; wh
 scikit-learn is absent, an inert stub module stands in for it. repeng 0.4.0 also uses
 ``np.float_`` (removed in NumPy 2), which the script aliases to ``np.float64``.
 
-Run: ``python benchmarks/bench_steer.py [--rounds 9] [--tokens 32] [--steps 60] [--threads 1]``.
+A last comparison runs the same single cached decode step under ``torch.compile``: the
+unsteered model and a steered twin (a deep copy with mindvec's hooks installed before it is
+compiled), interleaved, against the same pair in eager mode. It reports the compile time and
+the graph breaks of the steered model (``torch._dynamo.explain``); ``--no-compile`` skips it.
+
+``--device cuda`` (with ``--dtype bf16`` and ``--model random-llama-1b`` or ``-8b``, random
+weights of realistic size, nothing to download) runs the same comparisons on a GPU, with
+``torch.cuda.synchronize()`` around every timed call; repeng and steering-vectors are then
+skipped (they are CPU comparisons here).
+
+Run: ``python benchmarks/bench_steer.py [--rounds 9] [--tokens 32] [--steps 60] [--threads 1]
+[--device cpu|cuda] [--dtype fp32|bf16] [--model smollm2|random-llama-1b|random-llama-8b]``.
 """
 
 from __future__ import annotations
@@ -196,6 +207,100 @@ def hook_cost_us(hidden: int, positions: Any, calls: int = 2000) -> float:
     return (time.perf_counter() - start) / calls * 1e6
 
 
+def _sync(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def compiled_steps(model: Any, path: Path, enc: Any, steps: int, device: str) -> None:
+    """Steered/unsteered ratio of one cached decode step, eager and under torch.compile."""
+    import copy
+
+    import torch
+    import torch._dynamo as dynamo
+    from transformers import DynamicCache
+
+    import mindvec
+
+    twin = copy.deepcopy(model)
+    handle = mindvec.steer(twin, path, policy=mindvec.Policy(allow_unsigned=True))
+    dynamo.reset()
+    explained = dynamo.explain(twin)(**enc)
+    dynamo.reset()
+    started = time.perf_counter()
+    runners = {
+        "eager unsteered": model,
+        "eager steered": twin,
+        "compiled unsteered": torch.compile(model),
+        "compiled steered": torch.compile(twin),
+    }
+    caches: dict[str, Any] = {}
+    nxt: Any = None
+    for name, fn in runners.items():  # prefill each, which compiles the compiled ones
+        cache = DynamicCache(config=model.config)
+        with torch.no_grad():
+            first = fn(**enc, cache=cache, use_cache=True)
+        caches[name], nxt = cache, first.logits[:, -1:].argmax(-1)
+    past = caches["eager unsteered"].get_seq_length()
+    mask = torch.ones(1, past + 1, dtype=torch.long, device=nxt.device)
+    names = list(runners)
+    out: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(steps + 2):  # two warm-up rounds compile the decode-step graphs
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            _sync(device)
+            with torch.no_grad():
+                start = time.perf_counter()
+                runners[name](nxt, attention_mask=mask, cache=caches[name], use_cache=True)
+                _sync(device)
+                if r >= 2:
+                    out[name].append(time.perf_counter() - start)
+            caches[name].crop(past - caches[name].get_seq_length())
+        if r == 1:
+            compile_s = time.perf_counter() - started
+    handle.remove()
+    print(
+        f"# torch.compile: steered model {explained.graph_count} graph(s), "
+        f"{explained.graph_break_count} graph break(s); compile and warm-up {compile_s:.1f} s"
+    )
+    print(f"{'mode':<20} {'ms median':>12} {'ratio':>7} {'ratio IQR':>15}  (steered tok/s / unsteered)")
+    for mode in ("eager", "compiled"):
+        base, steer = out[f"{mode} unsteered"], out[f"{mode} steered"]
+        ratios = sorted(b / t for b, t in zip(base, steer, strict=True))
+        q1, q3 = ratios[len(ratios) // 4], ratios[(3 * len(ratios)) // 4]
+        print(
+            f"{mode:<20} {statistics.median(steer) * 1e3:>12.2f} {statistics.median(ratios):>7.3f} "
+            f"{q1:>7.3f}-{q3:<7.3f}"
+        )
+
+
+def _load(name: str, device: str, dtype: str) -> tuple[Any, Any]:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from mindvec import assets
+    from mindvec.fit.device import parse_dtype
+
+    gguf = assets.smollm2()
+    tok = AutoTokenizer.from_pretrained(gguf.folder, gguf_file=gguf.name)
+    if name == "smollm2":
+        model = AutoModelForCausalLM.from_pretrained(gguf.folder, gguf_file=gguf.name)  # type: ignore[no-untyped-call]
+        return model.to(device=device, dtype=parse_dtype(dtype)).eval(), tok
+    hidden, inter, layers = {"random-llama-1b": (2048, 8192, 16), "random-llama-8b": (4096, 14336, 32)}[name]
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=hidden,
+        intermediate_size=inter,
+        num_hidden_layers=layers,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+    )
+    torch.manual_seed(0)
+    with torch.device(device):
+        return LlamaForCausalLM(config).to(parse_dtype(dtype)).eval(), tok
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=9)
@@ -208,23 +313,24 @@ def main() -> None:
     )
     parser.add_argument("--steps", type=int, default=60, help="rounds of the single decode-step comparison")
     parser.add_argument("--deps", type=Path, default=Path(tempfile.gettempdir()) / "mindvec-bench-deps")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16"))
+    parser.add_argument(
+        "--model", default="smollm2", choices=("smollm2", "random-llama-1b", "random-llama-8b")
+    )
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile comparison")
     args = parser.parse_args()
 
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from mindvec import assets
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    third = _third_party(args.deps)
-    gguf = assets.smollm2()
-    tok = AutoTokenizer.from_pretrained(gguf.folder, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.folder, gguf_file=gguf.name).eval()  # type: ignore[no-untyped-call]
+    third = _third_party(args.deps) if args.device == "cpu" else {}
+    model, tok = _load(args.model, args.device, args.dtype)
     vector = torch.randn(model.config.hidden_size, generator=torch.Generator().manual_seed(0)) * 2.0
     path = _package(model, vector, Path(tempfile.mkdtemp()) / "bench.mindvec")
     methods = _methods(model, vector, path, third)
-    enc = tok("The history of the city begins with", return_tensors="pt")
+    enc = tok("The history of the city begins with", return_tensors="pt").to(args.device)
 
     def step_times() -> dict[str, list[float]]:
         """One cached decode step per method per round (cache cropped back after each)."""
@@ -235,18 +341,21 @@ def main() -> None:
             first = model(**enc, cache=cache, use_cache=True)
         past = cache.get_seq_length()
         nxt = first.logits[:, -1:].argmax(-1)
-        mask = torch.ones(1, past + 1, dtype=torch.long)
+        mask = torch.ones(1, past + 1, dtype=torch.long, device=nxt.device)
         out: dict[str, list[float]] = {n: [] for n in names}
         for r in range(args.steps):
             for name in names[r % len(names) :] + names[: r % len(names)]:
                 with methods[name](), torch.no_grad():
+                    _sync(args.device)
                     start = time.perf_counter()
                     model(nxt, attention_mask=mask, cache=cache, use_cache=True)
+                    _sync(args.device)
                     out[name].append(time.perf_counter() - start)
                 cache.crop(past - cache.get_seq_length())  # negative: drop the new token
         return out
 
     def run() -> tuple[float, list[int]]:
+        _sync(args.device)
         start = time.perf_counter()
         with torch.no_grad():
             out = model.generate(
@@ -256,6 +365,7 @@ def main() -> None:
                 do_sample=False,
                 pad_token_id=tok.eos_token_id,
             )
+        _sync(args.device)
         return time.perf_counter() - start, out[0].tolist()
 
     names = list(methods)
@@ -271,7 +381,7 @@ def main() -> None:
                 times[name].append(run()[0])
 
     print(
-        f"# SmolLM2-135M-Instruct, CPU, torch threads {torch.get_num_threads()}, greedy, "
+        f"# {args.model}, {args.device}, {args.dtype}, torch threads {torch.get_num_threads()}, greedy, "
         f"{args.tokens} new tokens"
     )
     print(f"# {args.rounds} interleaved rounds; vector at layer {LAYER} resid_post")
@@ -305,6 +415,8 @@ def main() -> None:
     same = [n for n in names if n not in ("unsteered", "mindvec(generated)") and seqs[n] == seqs["mindvec"]]
     print(f"# identical greedy tokens to mindvec (positions=all): {same}")
     print(f"# unsteered tokens differ from steered: {seqs['unsteered'] != seqs['mindvec']}")
+    if not args.no_compile:
+        compiled_steps(model, path, enc, args.steps, args.device)
 
 
 if __name__ == "__main__":
