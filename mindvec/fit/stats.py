@@ -55,7 +55,10 @@ def load_npz_tagged(path: Path, tag: str) -> dict[str, Any]:
             arrays = {k: data[k] for k in data.files}
     except (OSError, ValueError) as exc:
         raise UsageError("io", f"cannot read statistics shard {path}: {exc}; re-create it") from exc
-    if str(arrays.get("format", "")) != tag:
+    found = str(arrays.get("format", ""))
+    if found != tag:
+        if found.rpartition(".")[0] == tag.rpartition(".")[0]:
+            raise UsageError("argument", f"{path} is a {found} shard from another mindvec; re-create it")
         raise UsageError("argument", f"{path} is not a {tag} shard; pass a file written by save()")
     return arrays
 
