@@ -15,6 +15,7 @@ from conformance_tests.casebook import (
     defects,
     limits,
     msgpack_profile,
+    order,
     payload,
     semantics,
     signature_block,
@@ -36,5 +37,7 @@ GROUPS: list[Callable[[Suite], None]] = [
     semantics.semantics,
     verification.verification,
     defects.multiple_defects,
+    order.order_within_steps,
+    order.isolated_rules,
     acceptable.acceptable,
 ]

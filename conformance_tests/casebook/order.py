@@ -1,0 +1,155 @@
+"""Conformance cases: the order of checks *inside* one step, and rules no other case isolates.
+
+Each order case holds exactly the two defects whose order matters and expects the code of the
+check that spec section 10 runs first; the mutants of :mod:`conformance_tests.mutation` that
+swap those checks, or drop a rule, fail here.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import struct
+
+from conformance_tests.casebook.common import W34
+from conformance_tests.craft.constants import MAGIC
+from conformance_tests.craft.manifests import (
+    MODEL_A,
+    MODEL_B,
+    STEER,
+    arr,
+    header_json,
+    manifest,
+    mapping,
+    raw_package,
+    site,
+    vector,
+)
+from conformance_tests.craft.surgery import join_payload, split_payload
+from conformance_tests.suite import Suite
+
+
+def _ent(dtype: object, shape: object, begin: int, end: int) -> dict[str, object]:
+    return {"dtype": dtype, "shape": shape, "data_offsets": [begin, end]}
+
+
+def order_within_steps(s: Suite) -> None:
+    two = ["MultipleDefects"]
+    tensors = {"steer.l1": arr(STEER)}
+    # step 1 on a short file: magic, major and flags on the bytes that exist, then truncation (R-5)
+    s.reject(
+        "malformed-flags-in-14-byte-file",
+        "flags",
+        ["short-file", "flags"],
+        "14 bytes: magic, major 1, minor 0 and the first flags byte 0x01; the file ends inside the"
+        " preamble, but the flags that exist are checked first.",
+        ["Structure", "Truncation"],
+        MAGIC + struct.pack("<HH", 1, 0) + b"\x01\x00",
+    )
+    s.reject(
+        "malformed-version-partial-major-9-bytes",
+        "version",
+        ["short-file", "major"],
+        "9 bytes: magic and one byte 0x02 of the major version, which already cannot be 1.",
+        ["Structure", "Truncation"],
+        MAGIC + b"\x02",
+    )
+    # step 4: R-28 before R-29
+    man = manifest([vector(model="ghost")])
+    man["extensions"] = {"org.example.must-understand": {"v": 1}}
+    man["critical"] = ["org.example.must-understand"]
+    s.reject(
+        "invalid-multi-critical-before-model-refs",
+        "critical-extension",
+        ["order", "critical", "model-refs"],
+        "An unknown critical extension and a vector naming a model that does not exist: R-28 comes"
+        " before R-29.",
+        two,
+        raw_package(man, tensors),
+    )
+    # R-30 before R-31
+    man = manifest([vector(sites=[(site(2), "steer.l1")]), vector(sites=[(site(0), "steer.l0")])])
+    s.reject(
+        "invalid-multi-names-before-sites",
+        "schema",
+        ["order", "unique-names", "site-layer"],
+        "Two vectors with the same name, the first at layer 2 of a 2-layer model: R-30 comes before R-31.",
+        two,
+        raw_package(man, {"steer.l1": arr(STEER), "steer.l0": arr(STEER)}),
+    )
+    # R-31 before R-32
+    ab = {"a": copy.deepcopy(MODEL_A), "b": copy.deepcopy(MODEL_B)}
+    man = manifest(vectors=[], models=ab)
+    bad_site = mapping("linear", {"weight": "map.weight", "bias": "map.bias"})
+    bad_site["source"]["site"] = site(9)
+    man["mappings"] = [bad_site]
+    s.reject(
+        "invalid-multi-sites-before-forms",
+        "site",
+        ["order", "site-layer", "mapping-forms"],
+        "A linear mapping with a bias tensor whose source site is at layer 9 of a 2-layer model: R-31"
+        " comes before R-32.",
+        two,
+        raw_package(man, {"map.weight": W34, "map.bias": arr([0.5, -0.5, 1.0])}),
+    )
+    # R-33 before R-34
+    man = manifest([vector(sites=[(site(0), "steer.l1"), (site(1), "steer.l1")], scale_range=[8.0, 0.0])])
+    s.reject(
+        "invalid-multi-range-before-references",
+        "value",
+        ["order", "scale-range", "tensor-refs"],
+        "scale_range [8.0, 0.0] and one tensor referenced by two sites: R-33 comes before R-34.",
+        two,
+        raw_package(man, tensors),
+    )
+    # R-24: a boolean is not an integer
+    man = manifest()
+    man["package"]["version"] = True
+    s.reject(
+        "invalid-schema-boolean-as-integer",
+        "schema",
+        ["types"],
+        "package.version is the boolean true: not an integer.",
+        ["Schema", "TaggedJson"],
+        raw_package(man, tensors),
+    )
+    # step 5, inside one header entry: the key set, dtype (a string, then allowed), shape, offsets
+    _, data = split_payload(raw_payload(tensors))
+    entries = [("steer.l1", _ent("I32", "four", 0, 16))]
+    header = header_json(entries)
+    man = manifest()
+    s.reject(
+        "invalid-multi-dtype-before-shape",
+        "dtype",
+        ["order", "dtype", "entry-keys"],
+        'A header entry with dtype I32 and the shape "four" (not a list): R-48\'s dtype comes before'
+        " R-47's shape.",
+        two,
+        raw_package(man, payload=join_payload(header, data)),
+    )
+
+
+def isolated_rules(s: Suite) -> None:
+    """Rules that other cases only break together with a second rule of the same code."""
+    _, data = split_payload(raw_payload({"steer.l1": arr(STEER)}))
+    header = header_json([("__metadata__", _ent("F32", [4], 0, 16))])
+    man = manifest([vector(sites=[(site(1), "__metadata__")])])
+    s.reject(
+        "malformed-payload-metadata-shaped-like-a-tensor",
+        "payload",
+        ["metadata"],
+        "The header's __metadata__ is a well-formed F32 [4] tensor entry, and the manifest names and"
+        " digests it as the vector's tensor: only R-45 forbids it.",
+        ["Safetensors"],
+        raw_package(
+            man,
+            payload=join_payload(header, data),
+            digests={"__metadata__": hashlib.sha256(data[:16]).digest()},
+        ),
+    )
+
+
+def raw_payload(tensors: dict[str, object]) -> bytes:
+    from mindvec.payload import build_payload, to_tensor_data
+
+    return build_payload({name: to_tensor_data(value) for name, value in tensors.items()})
