@@ -296,6 +296,133 @@ MUTANTS: list[Mutant] = [
 ]
 
 
+MUTANTS += [
+    # step 2: signatures
+    Mutant(
+        "no-signature-check",
+        "mindvec.policy",
+        "check_signatures",
+        "if not key.verify_manifest(manifest_bytes, entry):",
+        "if False:",
+        ("R-65",),
+    ),
+    # step 5: payload header
+    Mutant(
+        "no-header-bound",
+        "mindvec.payload",
+        "read_header_len",
+        "if header_len > MAX_SAFETENSORS_HEADER:",
+        "if False:",
+        ("R-40",),
+    ),
+    Mutant(
+        "no-header-alignment",
+        "mindvec.payload",
+        "read_header_len",
+        "if (8 + header_len) % ALIGN:",
+        "if False:",
+        ("R-41",),
+    ),
+    Mutant(
+        "no-header-digest",
+        "mindvec.package",
+        "Package.from_raw",
+        'if not hmac.compare_digest(header_digest(header_bytes), manifest["payload"]["header_sha256"]):',
+        "if False:",
+        ("R-42",),
+    ),
+    Mutant(
+        "header-digest-after-parse",
+        "mindvec.package",
+        "Package.from_raw",
+        "    header_bytes = _read_header_bytes(raw)\n",
+        "    header_bytes = _read_header_bytes(raw)\n"
+        "    parse_header(header_bytes, raw.layout.payload_len)\n",
+        ("R-42", "R-43"),
+    ),
+    Mutant(
+        "no-header-brace",
+        "mindvec.payload",
+        "_load_json",
+        'if not header_bytes.startswith(b"{"):',
+        "if False:",
+        ("R-43",),
+    ),
+    Mutant(
+        "json-signed-integers",
+        "mindvec.payload",
+        "_load_json",
+        "parse_int=_plain_int,",
+        "parse_int=int,",
+        ("R-43",),
+    ),
+    Mutant(
+        "no-tail-spaces-check",
+        "mindvec.payload",
+        "_load_json",
+        'if text[end:].strip(" "):',
+        "if False:",
+        ("R-43",),
+    ),
+    Mutant(
+        "no-name-consistency",
+        "mindvec.manifest",
+        "check_header",
+        "if set(tensors) != digested:",
+        "if False:",
+        ("R-51",),
+    ),
+    Mutant(
+        "no-shape-check", "mindvec.manifest", "check_header", "if actual != shape:", "if False:", ("R-52",)
+    ),
+    # step 6: values
+    Mutant(
+        "non-finite-allowed",
+        "mindvec.values",
+        "check_values",
+        "if values.size and not bool(np.isfinite(values).all()):",
+        "if False:",
+        ("R-54",),
+    ),
+    Mutant(
+        "zero-vector-allowed",
+        "mindvec.values",
+        "check_values",
+        "if vector and not bool(np.any(values)):",
+        "if False:",
+        ("R-54",),
+    ),
+    # step 7: trust policy and rollback
+    Mutant(
+        "revoked-counts", "mindvec.policy", "decide", "if store.is_revoked(keyid):", "if False:", ("R-74",)
+    ),
+    Mutant(
+        "no-validity-window",
+        "mindvec.policy",
+        "decide",
+        "window = [e for e in entries if e.in_window(now)]",
+        "window = list(entries)",
+        ("R-73",),
+    ),
+    Mutant(
+        "no-rollback",
+        "mindvec.state",
+        "_check_rollback",
+        "if version < previous.version:",
+        "if False:",
+        ("R-75",),
+    ),
+    Mutant(
+        "same-version-new-content",
+        "mindvec.state",
+        "_check_rollback",
+        "if version == previous.version and identity != previous.identity:",
+        "if False:",
+        ("R-75",),
+    ),
+]
+
+
 def _function_source(module: types.ModuleType, qualname: str) -> str:
     obj: Any = module
     for part in qualname.split("."):
@@ -334,7 +461,10 @@ def applied(mutant: Mutant) -> Iterator[None]:
         owner = getattr(owner, part)
     original = inspect.getattr_static(owner, name)
     patched: list[tuple[Any, str, Any]] = [(owner, name, original)]
-    setattr(owner, name, new)
+    if isinstance(original, (classmethod, staticmethod)):
+        setattr(owner, name, type(original)(new))
+    else:
+        setattr(owner, name, new)
     if not path:
         for other in list(sys.modules.values()):
             if getattr(other, "__name__", "").startswith("mindvec") and other is not module:

@@ -18,6 +18,10 @@ KNOWN_SURVIVORS = {
     "MAX_MANIFEST (16 MiB); the suite has no recipe case that large yet.",
     "no-tensor-count-bound": "R-46 needs a header of 65,537 entries (about 3.6 MB); the suite has no recipe "
     "case that large yet (the payload parser's unit tests cover it).",
+    "no-header-bound": "R-40's limit of 100 MB differs from its second clause (8 + N <= payload_len, same "
+    "code) only on a payload larger than 100 MB; no recipe case that large yet.",
+    "no-header-brace": "An equivalent mutant in this implementation: the JSON decoder refuses a header that "
+    "does not start with a JSON value, and the object check one that is not an object, with the same code.",
     "nan-allowed": "An equivalent mutant in this implementation: the canonical re-encoder refuses a "
     "non-finite float with the same code (msgpack), so R-18's own check is not observable here.",
 }

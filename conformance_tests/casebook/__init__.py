@@ -39,5 +39,6 @@ GROUPS: list[Callable[[Suite], None]] = [
     defects.multiple_defects,
     order.order_within_steps,
     order.isolated_rules,
+    order.header_order,
     acceptable.acceptable,
 ]

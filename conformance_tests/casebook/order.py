@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import struct
+from dataclasses import replace
 
 from conformance_tests.casebook.common import W34
 from conformance_tests.craft.constants import MAGIC
@@ -25,7 +26,7 @@ from conformance_tests.craft.manifests import (
     site,
     vector,
 )
-from conformance_tests.craft.surgery import join_payload, split_payload
+from conformance_tests.craft.surgery import join_payload, split, split_payload
 from conformance_tests.suite import Suite
 
 
@@ -146,6 +147,31 @@ def isolated_rules(s: Suite) -> None:
             payload=join_payload(header, data),
             digests={"__metadata__": hashlib.sha256(data[:16]).digest()},
         ),
+    )
+
+
+def header_order(s: Suite) -> None:
+    """Inside step 5: the header digest before the header is parsed; integers without sign (R-43)."""
+    parts = split(raw_package(manifest(), {"steer.l1": arr(STEER)}))
+    header, data = split_payload(parts.payload)
+    broken = header.replace(b'"steer.l1":', b'"steer.l1";', 1)
+    s.reject(
+        "unverified-multi-header-digest-before-json",
+        "digest-mismatch",
+        ["order", "header-digest", "hdrpad"],
+        "A header byte changed from ':' to ';' (invalid JSON) after signing, so its digest no longer"
+        " matches either: R-42 checks the digest before the header is parsed.",
+        ["MultipleDefects", "Safetensors"],
+        replace(parts, payload=join_payload(broken, data, pad=False)).build(),
+    )
+    signed_zero = header_json([("steer.l1", _ent("F32", [4], 0, 16))]).replace(b"[0,16]", b"[-0,16]")
+    s.reject(
+        "malformed-payload-header-minus-zero",
+        "payload",
+        ["json-number"],
+        "data_offsets [-0,16]: the number -0 has a sign, which the header's integer grammar forbids.",
+        ["Safetensors"],
+        raw_package(manifest(), payload=join_payload(signed_zero, data)),
     )
 
 
