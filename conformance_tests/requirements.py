@@ -59,6 +59,7 @@ TOPICS: dict[str, tuple[str, ...]] = {
     "json-number": ("R-43",),
     "json-dup": ("R-44",),
     "metadata": ("R-45",),
+    "tensor-count": ("R-46",),
     "entry-keys": ("R-47",),
     "dtype": ("R-48",),
     "nbytes": ("R-49",),
@@ -86,6 +87,9 @@ TOPICS: dict[str, tuple[str, ...]] = {
     "now": ("R-73",),
     "revoked": ("R-74",),
     "rollback": ("R-75",),
+    "trust-grammar": ("R-77",),
+    "state-file": ("R-88",),
+    "policy-order": ("R-89",),
     # 12 versions and extensions
     "major-reject": ("R-2",),
     "minor-additive": ("R-80",),

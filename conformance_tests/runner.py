@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance_tests.codes import REJECTION_CLASSES, class_of
+from conformance_tests.recipes import case_file
 from conformance_tests.tagged import compare
 
 SUITE_DIR = Path(__file__).resolve().parent
@@ -72,6 +73,7 @@ class Outcome:
     reason: str = ""
     seconds: float = 0.0
     argv: list[str] = field(default_factory=list)
+    skipped: bool = False
 
 
 class SuiteError(Exception):
@@ -108,10 +110,15 @@ def select(cases: Sequence[Case], run: Sequence[str], skip: Sequence[str]) -> li
 
 
 def build_argv(impl: Sequence[str], case: Case, scratch: Path) -> list[str]:
-    """The command line for ``case``; a state file is copied into ``scratch`` first."""
+    """The command line for ``case``; a state file is copied (a recipe built) into ``scratch`` first."""
     command = case.meta["command"]
     op = command["op"]
-    argv = [*impl, op, str(case.folder / command["file"])]
+    if op == "trust-check":
+        argv = [*impl, op, "--trust", str(case.folder / command["trust"])]
+        if "state" in command:
+            argv += ["--state", str(case.folder / command["state"])]
+        return argv
+    argv = [*impl, op, str(case_file(case.folder, command, scratch))]
     if op == "verify":
         argv += ["--trust", str(case.folder / command["trust"])]
         if "state" in command:
@@ -158,7 +165,7 @@ def judge(case: Case, returncode: int, stdout: str, stderr: str, strict: bool) -
             return True, "accepted", ""
         if result != "valid":
             return False, "accepted", f"accepted, expected {result} [{expected['code']}]"
-        key = "summary" if case.meta["command"]["op"] == "decode" else "verdict"
+        key = {"decode": "summary", "verify": "verdict", "trust-check": "trust"}[case.meta["command"]["op"]]
         want = expected[key]
         if not isinstance(report, dict):
             return False, "accepted", "stdout is not a JSON object"
@@ -230,12 +237,46 @@ def run_case(case: Case, impl: Sequence[str], timeout: float, strict: bool) -> O
     return Outcome(case.id, case.requirements, expected, ok, got, reason, seconds, argv)
 
 
+#: what an implementation that does not answer ``capabilities`` supports (protocol 1)
+PROTOCOL_1_OPS = frozenset({"decode", "verify"})
+
+
+def capabilities(impl: Sequence[str], timeout: float) -> frozenset[str]:
+    """The operations ``IMPL capabilities`` announces; protocol 1 when it does not answer."""
+    try:
+        proc = subprocess.run(
+            [*impl, "capabilities"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+        answer = json.loads(proc.stdout.decode("utf-8", errors="replace")) if proc.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        answer = None
+    ops = answer.get("ops") if isinstance(answer, dict) else None
+    if not isinstance(ops, list) or not all(isinstance(op, str) for op in ops):
+        return PROTOCOL_1_OPS
+    return PROTOCOL_1_OPS | frozenset(ops)
+
+
 def run_suite(
     cases: Sequence[Case], impl: Sequence[str], *, timeout: float, parallel: int, strict: bool
 ) -> list[Outcome]:
-    """Run ``cases``, ``parallel`` at a time; outcomes come back in case order."""
+    """Run ``cases``, ``parallel`` at a time; outcomes come back in case order.
+
+    A case whose operation the implementation does not announce is skipped, not failed.
+    """
+    supported = capabilities(impl, timeout)
+
+    def one(case: Case) -> Outcome:
+        op = case.meta["command"]["op"]
+        if op not in supported:
+            return Outcome(case.id, case.requirements, case.result, True, "skipped", f"no {op}", skipped=True)
+        return run_case(case, impl, timeout, strict)
+
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        return list(pool.map(lambda case: run_case(case, impl, timeout, strict), cases))
+        return list(pool.map(one, cases))
 
 
 def _print_outcomes(outcomes: Sequence[Outcome], verbose: bool) -> None:
@@ -249,7 +290,10 @@ def _print_outcomes(outcomes: Sequence[Outcome], verbose: bool) -> None:
             line += f": {outcome.reason}"
         print(line)
     failed = sum(not outcome.ok for outcome in outcomes)
-    print(f"{len(outcomes) - failed} passed, {failed} failed, {len(outcomes)} cases")
+    skipped = sum(outcome.skipped for outcome in outcomes)
+    ran = len(outcomes) - skipped
+    note = f", {skipped} skipped (operations the implementation does not announce)" if skipped else ""
+    print(f"{ran - failed} passed, {failed} failed, {len(outcomes)} cases{note}")
     if failed:
         failing_reqs = sorted(
             {req for outcome in outcomes if not outcome.ok for req in outcome.requirements},
@@ -272,7 +316,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         failed = sum(not outcome.ok for outcome in outcomes)
         report = {
             "strict_codes": args.strict_codes,
-            "passed": len(outcomes) - failed,
+            "passed": len(outcomes) - failed - sum(o.skipped for o in outcomes),
+            "skipped": sum(o.skipped for o in outcomes),
             "failed": failed,
             "outcomes": [asdict(outcome) for outcome in outcomes],
         }

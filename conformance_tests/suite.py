@@ -12,6 +12,7 @@ from conformance_tests.codes import CODES
 from conformance_tests.craft.constants import NOW, PACKAGE_FILE
 from conformance_tests.craft.keys import keyid_hex
 from conformance_tests.craft.summary import identity_of, summarize
+from conformance_tests.recipes import materialize
 from conformance_tests.requirements import requirement_ids
 
 
@@ -40,10 +41,16 @@ class Suite:
         state: str | None = None,
         now: str = NOW,
         threshold: int | None = None,
+        recipe: dict[str, Any] | None = None,
     ) -> None:
         folder = self._folder(case_id)
-        (folder / PACKAGE_FILE).write_bytes(data)
         command: dict[str, Any] = {"op": "decode", "file": PACKAGE_FILE}
+        if recipe is None:
+            (folder / PACKAGE_FILE).write_bytes(data)
+        else:  # a large file, described by recipe and built by the runner
+            assert materialize(recipe) == data, f"{case_id}: the recipe does not build the package"
+            (folder / "recipe.json").write_text(json.dumps(recipe, indent=1) + "\n", encoding="utf-8")
+            command["recipe"] = "recipe.json"
         if trust is not None:
             command["op"] = "verify"
             (folder / "trust.txt").write_text(trust, encoding="utf-8")
@@ -118,6 +125,67 @@ class Suite:
         klass = CODES[code]
         assert case_id.startswith(klass + "-"), f"{case_id} must start with {klass}-"
         self._write(case_id, topics, description, flags, data, {"result": klass, "code": code}, **kw)
+
+    def _write_trust(
+        self,
+        case_id: str,
+        topics: Sequence[str],
+        description: str,
+        flags: Sequence[str],
+        store: bytes,
+        expected: dict[str, Any],
+        state: str | None,
+    ) -> None:
+        folder = self._folder(case_id)
+        (folder / "trust.txt").write_bytes(store)  # bytes: CRLF and odd characters stay as given
+        command: dict[str, Any] = {"op": "trust-check", "trust": "trust.txt"}
+        if state is not None:
+            (folder / "state.json").write_text(state, encoding="utf-8")
+            command["state"] = "state.json"
+        meta = {
+            "id": case_id,
+            "requirements": requirement_ids(topics),
+            "description": description,
+            "flags": sorted(set(flags)),
+            "command": command,
+            "expected": expected,
+        }
+        (folder / "case.json").write_text(
+            json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+        self.count += 1
+
+    def trust_parses(
+        self,
+        case_id: str,
+        topics: Sequence[str],
+        description: str,
+        store: bytes,
+        report: dict[str, Any],
+        *,
+        state: str | None = None,
+        flags: Sequence[str] = ("Trust",),
+    ) -> None:
+        """A trust store (and state file) ``trust-check`` must accept, with its effective entries."""
+        assert case_id.startswith("valid-")
+        self._write_trust(
+            case_id, topics, description, flags, store, {"result": "valid", "trust": report}, state
+        )
+
+    def trust_refused(
+        self,
+        case_id: str,
+        topics: Sequence[str],
+        description: str,
+        store: bytes,
+        *,
+        state: str | None = None,
+        flags: Sequence[str] = ("Trust",),
+    ) -> None:
+        """A trust store (or state file) ``trust-check`` must refuse with ``trust-store``."""
+        assert case_id.startswith("usage-")
+        expected = {"result": "usage", "code": "trust-store"}
+        self._write_trust(case_id, topics, description, flags, store, expected, state)
 
     def acceptable(
         self,

@@ -76,12 +76,15 @@ class State:
         if not os.path.lexists(self.path):
             return {"type": STATE_TYPE, "version": STATE_VERSION, "packages": {}, "pins": {}}
         data = read_capped(self.path, MAX_STATE_FILE, what="state file", code="trust-store")
-        return load_json_file(
+        doc = load_json_file(
             data,
             "state.schema.json",
             source=f"state file {self.path} (move it away to start over)",
             code="trust-store",
         )
+        for item in doc["pins"].values():  # spec R-88: the whole file, before anything is decided
+            _parse_pin(item, self.path)
+        return doc
 
     # -- rollback -------------------------------------------------------------------------
 
@@ -145,11 +148,16 @@ def _parse_seen(item: Any, path: Path) -> Seen:
 
 def _parse_pin(item: Any, path: Path) -> PublicKey:
     try:
-        return PublicKey.from_text(item["public_key"])
+        key = PublicKey.from_text(item["public_key"])
     except (TypeError, KeyError, UsageError):
         raise UsageError(
             "trust-store", f"{path}: a pin is damaged; move the file away to start over"
         ) from None
+    if item.get("keyid") != key.keyid_hex:
+        raise UsageError(
+            "trust-store", f"{path}: a pin's keyid is not the key id of its public key; move the file away"
+        )
+    return key
 
 
 def _check_rollback(previous: Seen | None, package_id: str, version: int, identity: bytes) -> None:

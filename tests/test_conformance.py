@@ -124,13 +124,13 @@ def test_case_metadata_matches_schema() -> None:
         ]
         assert not problems, f"{case.id}: {problems}"
         command = case.meta["command"]
-        for key in ("file", "trust", "state"):
-            if key in command:
+        for key in ("file", "trust", "state", "recipe"):
+            if key in command and not (key == "file" and "recipe" in command):
                 assert (case.folder / command[key]).is_file(), f"{case.id}: missing {command[key]}"
         if "code" in case.expected:
             assert case.id.startswith(codes.CODES[case.expected["code"]] + "-")
     results = {case.result for case in cases}
-    assert results == {"valid", "malformed", "invalid", "unverified", "acceptable"}
+    assert results == {"valid", "malformed", "invalid", "unverified", "usage", "acceptable"}
 
 
 @pytest.mark.req("R-82")
@@ -253,3 +253,32 @@ def test_generate_writes_into_the_suite_by_default() -> None:
     from conformance_tests import generate
 
     assert generate.SUITE_DIR == SUITE
+
+
+def test_a_protocol_1_adapter_skips_trust_check_cases(tmp_path: Path) -> None:
+    """trust-check is optional: an adapter that does not answer `capabilities` keeps passing."""
+    old = tmp_path / "protocol1.py"
+    old.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "from conformance_tests.adapters import mindvec_ref\n"
+        "if sys.argv[1:2] in (['capabilities'], ['trust-check']):\n"
+        "    sys.exit(2)  # a 1.0 adapter knows neither\n"
+        "sys.exit(mindvec_ref.main())\n"
+    )
+    code, report = run_suite(
+        "--strict-codes",
+        "--run",
+        "usage-trust-store-*",
+        "--run",
+        "valid-trust-*",
+        "--run",
+        "valid-minimal-f32",
+        impl=old,
+    )
+    assert code == 0 and report["failed"] == 0
+    skipped = {o["id"] for o in report["outcomes"] if o["skipped"]}
+    assert skipped and all(i.startswith(("usage-trust-store", "valid-trust")) for i in skipped)
+    assert report["passed"] == 1  # the decode case still runs
+    code, report = run_suite("--strict-codes", "--run", "usage-trust-store-*", impl=REF_ADAPTER)
+    assert code == 0 and report["skipped"] == 0 and report["passed"] > 20

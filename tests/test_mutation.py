@@ -14,14 +14,15 @@ from conformance_tests.runner import load_cases
 
 #: mutant -> why no case kills it
 KNOWN_SURVIVORS = {
-    "no-manifest-bound": "R-6's upper bound differs from R-8 (same code, bounds) only on a file larger than "
-    "MAX_MANIFEST (16 MiB); the suite has no recipe case that large yet.",
-    "no-tensor-count-bound": "R-46 needs a header of 65,537 entries (about 3.6 MB); the suite has no recipe "
-    "case that large yet (the payload parser's unit tests cover it).",
+    "no-manifest-bound": "Equivalent on any one-defect file here: the canonical decoder refuses input over "
+    "MAX_MANIFEST with the same code (bounds); only a 16 MiB file with a second step-1 defect after the "
+    "bounds would tell them apart, and the suite has no such recipe case yet.",
     "no-header-bound": "R-40's limit of 100 MB differs from its second clause (8 + N <= payload_len, same "
     "code) only on a payload larger than 100 MB; no recipe case that large yet.",
     "no-header-brace": "An equivalent mutant in this implementation: the JSON decoder refuses a header that "
     "does not start with a JSON value, and the object check one that is not an object, with the same code.",
+    "times-any-digits": "An equivalent mutant in this implementation: the compact time pattern takes [0-9] "
+    "only and datetime.fromisoformat refuses other digits, so the explicit ASCII check is not observable.",
     "nan-allowed": "An equivalent mutant in this implementation: the canonical re-encoder refuses a "
     "non-finite float with the same code (msgpack), so R-18's own check is not observable here.",
 }

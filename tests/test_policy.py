@@ -221,6 +221,31 @@ def test_decide_precedence(alice: SecretKey) -> None:
     assert decide([_result(alice.keyid)], fine, package_id="a", repo=None, now=NOW, threshold=1) is None
 
 
+@pytest.mark.req("R-89")
+def test_only_trusted_keys_count_toward_the_threshold(alice: SecretKey) -> None:
+    """[R-89] a verified but out-of-scope (or revoked-elsewhere) key never counts, and is not trusted."""
+    bob, carol = SecretKey.generate(), SecretKey.generate()
+    store = TrustStore(
+        [
+            TrustEntry("team", alice.public_key),
+            TrustEntry("team", bob.public_key, packages=("other/*",)),  # same principal, other scope
+            TrustEntry("carol", carol.public_key, valid_before=datetime(2026, 1, 1, tzinfo=UTC)),
+        ]
+    )
+    results = [_result(alice.keyid), _result(bob.keyid), _result(carol.keyid)]
+    assert decide(results, store, package_id="acme/steer", repo=None, now=NOW, threshold=1) is None
+    assert [r.trusted for r in results] == [True, False, False]
+    error = decide(
+        [_result(k.keyid) for k in (alice, bob, carol)],
+        store,
+        package_id="acme/steer",
+        repo=None,
+        now=NOW,
+        threshold=2,
+    )
+    assert error is not None and error.code == "expired"  # item 5: expired before scope before threshold
+
+
 def test_resolve_now() -> None:
     assert resolve_now("2026-06-01T00:00:00Z") == NOW
     assert resolve_now(datetime(2026, 6, 1)) == NOW

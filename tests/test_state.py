@@ -50,3 +50,23 @@ def test_a_written_state_file_matches_its_schema(tmp_path: Path) -> None:
         load_json_file(json.dumps(doc).encode(), "state.schema.json", source="s", code="trust-store") == doc
     )
     assert state.seen("acme/x").version == 3  # type: ignore[union-attr]
+
+
+@pytest.mark.req("R-88")
+def test_a_pin_whose_keyid_is_not_its_keys_is_refused_before_anything(tmp_path: Path) -> None:
+    """[R-88] the whole state file is checked on read: a pin's keyid must be its key's id."""
+    alice, bob = SecretKey.generate(), SecretKey.generate()
+    doc = {
+        "type": "mindvec-state",
+        "version": 1,
+        "packages": {},
+        "pins": {"acme/v": {"public_key": alice.public_key.base64, "keyid": bob.public_key.keyid_hex}},
+    }
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(UsageError) as err:
+        State(path).seen("another/package")  # not the pinned repo: the file is refused anyway
+    assert err.value.code == "trust-store"
+    doc["pins"]["acme/v"]["keyid"] = alice.public_key.keyid_hex
+    path.write_text(json.dumps(doc))
+    assert State(path).pin("acme/v") == alice.public_key

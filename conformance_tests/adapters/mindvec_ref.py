@@ -4,7 +4,12 @@
     python conformance_tests/adapters/mindvec_ref.py verify FILE --trust T [--state S] [--now TIME]
         [--threshold N]
 
+    python conformance_tests/adapters/mindvec_ref.py trust-check --trust T [--state S]
+    python conformance_tests/adapters/mindvec_ref.py capabilities
+
 ``decode`` is ``mindvec.open`` (steps 1, 3, 4, 5) plus ``Package.check_integrity`` (step 6).
+``trust-check`` parses a trust store (and a state file) and prints the effective entries;
+``capabilities`` announces the operations this adapter supports (protocol 2).
 ``verify`` is ``mindvec.verify`` (steps 1 to 7). A rejection prints ``{"code", "message"}``
 on stderr and exits 1; anything unexpected exits 3, which the runner counts as a crash.
 The broken adapters in ``broken/`` reuse :func:`main` with one check disabled.
@@ -69,6 +74,47 @@ def verify(path: str, trust: str, state: str | None, now: str | None, threshold:
     }
 
 
+def _time(value: Any) -> str | None:
+    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def trust_check(trust: str, state: str | None) -> dict[str, Any]:
+    from mindvec.state import State
+    from mindvec.trust import TrustStore
+
+    store = TrustStore.load(trust)
+    report: dict[str, Any] = {
+        "entries": [
+            {
+                "principal": e.principal,
+                "keyid": e.key.keyid_hex,
+                "packages": list(e.packages),
+                "repos": list(e.repos),
+                "valid_after": _time(e.valid_after),
+                "valid_before": _time(e.valid_before),
+            }
+            for e in store.entries
+        ],
+        "revoked": [r.key.keyid_hex for r in store.revocations],
+    }
+    if state is not None:
+        doc = State(state)._read()
+        report["state"] = {
+            "packages": {
+                k: {"version": v["version"], "identity": v["identity"]} for k, v in doc["packages"].items()
+            },
+            "pins": {repo: {"keyid": item["keyid"]} for repo, item in doc["pins"].items()},
+        }
+        for package_id in doc["packages"]:
+            State(state).seen(package_id)  # the same checks a verifier makes
+        for repo in doc["pins"]:
+            State(state).pin(repo)
+    return report
+
+
+CAPABILITIES = {"protocol": 2, "ops": ["decode", "verify", "trust-check"]}
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="op", required=True)
@@ -80,13 +126,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ver.add_argument("--state")
     ver.add_argument("--now")
     ver.add_argument("--threshold", type=int, default=1)
+    chk = sub.add_parser("trust-check")
+    chk.add_argument("--trust", required=True)
+    chk.add_argument("--state")
+    sub.add_parser("capabilities")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        if args.op == "decode":
+        if args.op == "capabilities":
+            result = CAPABILITIES
+        elif args.op == "trust-check":
+            result = trust_check(args.trust, args.state)
+        elif args.op == "decode":
             result = decode(args.file)
         else:
             result = verify(args.file, args.trust, args.state, args.now, args.threshold)

@@ -28,6 +28,7 @@ from conformance_tests.craft.manifests import (
 )
 from conformance_tests.craft.surgery import join_payload, split, split_payload
 from conformance_tests.suite import Suite
+from mindvec.limits import MAX_TENSORS
 
 
 def _ent(dtype: object, shape: object, begin: int, end: int) -> dict[str, object]:
@@ -172,6 +173,36 @@ def header_order(s: Suite) -> None:
         "data_offsets [-0,16]: the number -0 has a sign, which the header's integer grammar forbids.",
         ["Safetensors"],
         raw_package(manifest(), payload=join_payload(signed_zero, data)),
+    )
+
+
+def large_files(s: Suite) -> None:
+    """Limits that only a large file reaches, written as recipes the runner expands."""
+    count = MAX_TENSORS + 1
+    entry = '"t{i}":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},'
+    body = "".join(entry.replace("{i}", f"{i:06d}") for i in range(count)).encode()
+    header = b"{" + body[:-1] + b"}"
+    data = raw_package(manifest(vectors=[]), payload=join_payload(header, b""), digests={})
+    start = data.index(b'{"t000000"') + 1
+    end = start + len(body)
+    recipe = {
+        "parts": [
+            {"hex": data[:start].hex()},
+            {"repeat": entry, "count": count - 1},
+            {"repeat": entry[:-1].replace("{i}", f"{count - 1:06d}"), "count": 1},
+            {"hex": data[end - 1 :].hex()},
+        ]
+    }
+    s.reject(
+        "malformed-bounds-65537-tensors",
+        "bounds",
+        ["tensor-count"],
+        f"A header of {count} zero-size tensor entries (about 3.7 MB, built by the runner from recipe.json):"
+        f" one more than MAX_TENSORS. The manifest lists none of them, so a reader that skips R-46 fails"
+        " later with tensor-reference instead.",
+        ["Bounds", "Limits", "Safetensors"],
+        data,
+        recipe=recipe,
     )
 
 
