@@ -20,6 +20,56 @@ from mindvec.trust import TrustEntry
 L_ED25519 = 2**252 + 27742317777372353535851937790883648493
 
 
+def _scalar(n: int) -> bytes:
+    return (n % L_ED25519).to_bytes(32, "little")
+
+
+def strict_one_at_a_time(rej: Any, parts: Any, manifest_bytes: bytes) -> None:
+    """R-66 checks one at a time: each signature satisfies the cofactorless equation
+    [S]B = R + [k]A, so only the strict check named in its id can refuse it."""
+    from nacl.bindings import crypto_scalarmult_ed25519_base_noclamp as base_mult
+
+    message = pae(manifest_bytes)
+    identity = bytes([1]) + bytes(31)
+
+    def entry_block(sig: bytes, key_id: bytes) -> bytes:
+        return packb_sorted([{"alg": "ed25519", "keyid": key_id, "sig": sig}])
+
+    def k_of(r: bytes, a: bytes) -> int:
+        return int.from_bytes(hashlib.sha512(r + a + message).digest(), "little") % L_ED25519
+
+    # a small-order key (the neutral point) with an ordinary R: [S]B = R holds for S = r
+    r = 0x1234567
+    big_r = base_mult(_scalar(r))
+    weak = TrustEntry("weak", PublicKey(identity), comment="small-order key")
+    rej(
+        "unverified-bad-signature-small-order-key-ordinary-r",
+        "bad-signature",
+        ["strict"],
+        "A trusted small-order public key (the neutral point) with an ordinary R = [r]B and S = r, which"
+        " satisfies the verification equation: only the small-order check on the key refuses it.",
+        ["Signature", "Trust"],
+        replace(parts, sigblock=entry_block(big_r + _scalar(r), keyid(identity))).build(),
+        trust=trust_text(weak),
+    )
+    # an ordinary key A = [a]B with R the neutral point: the equation holds for S = k·a
+    a = 0x7654321
+    big_a = base_mult(_scalar(a))
+    plain = TrustEntry("plain", PublicKey(big_a), comment="ordinary key")
+    rej(
+        "unverified-bad-signature-small-order-r-ordinary-key",
+        "bad-signature",
+        ["strict"],
+        "An ordinary trusted key A = [a]B and a signature with R = the neutral point and S = k·a mod L,"
+        " which satisfies the verification equation: only the small-order check on R refuses it.",
+        ["Signature", "Trust"],
+        replace(
+            parts, sigblock=entry_block(identity + _scalar(k_of(identity, big_a) * a), keyid(big_a))
+        ).build(),
+        trust=trust_text(plain),
+    )
+
+
 def verification(s: Suite) -> None:
     alice = minimal(signers=["alice"])
     trust_alice = trust_text("alice")
@@ -202,6 +252,7 @@ def verification(s: Suite) -> None:
         replace(parts, sigblock=entry_block(identity_point + bytes(32), keyid(identity_point))).build(),
         trust=trust_text(weak),
     )
+    strict_one_at_a_time(rej, parts, mb)
     two = split(minimal(signers=["alice", "bob"]))
     entries = msgpack.unpackb(two.sigblock, raw=False)
     bob_index = [e["keyid"] for e in entries].index(KEYS["bob"].keyid)
