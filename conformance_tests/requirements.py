@@ -46,6 +46,8 @@ TOPICS: dict[str, tuple[str, ...]] = {
     "format": ("R-27",),
     "critical": ("R-28",),
     "model-refs": ("R-29",),
+    "translation-mapping": ("R-90",),
+    "created": ("R-91",),
     "unique-names": ("R-30",),
     "mapping-forms": ("R-32",),
     "scale-range": ("R-33",),

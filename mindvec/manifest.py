@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from mindvec.errors import InvalidError, MalformedError
 from mindvec.limits import FORMAT_VERSION
-from mindvec.payload import TensorInfo
 from mindvec.schema import validate_schema
 from mindvec.site import Site
 from mindvec.text import escape
@@ -35,10 +35,8 @@ __all__ = [
     "ModelRef",
     "VectorSite",
     "VectorSpec",
-    "check_header",
     "check_semantics",
     "check_site",
-    "expected_shapes",
     "mappings",
     "models",
     "referenced_tensors",
@@ -246,6 +244,15 @@ def _check_model_refs(manifest: Mapping[str, Any]) -> None:
     for where, name in _model_refs(manifest):
         if name not in manifest["models"]:
             raise InvalidError("schema", f"manifest at {where}: model {name!r} is not a key of models")
+    held = {m["name"] for m in manifest.get("mappings", [])}
+    for i, vector in enumerate(manifest.get("vectors", [])):
+        translation = vector.get("translation")
+        if translation and "mapping_package" not in translation and translation["mapping"] not in held:
+            raise InvalidError(
+                "schema",
+                f"manifest at vectors/{i}/translation: mapping {translation['mapping']!r} is not in this "
+                "package; name one of its mappings, or give mapping_package for a mapping held elsewhere",
+            )
 
 
 def _check_unique_names(manifest: Mapping[str, Any]) -> None:
@@ -336,6 +343,16 @@ def _check_references(manifest: Mapping[str, Any]) -> None:
         )
 
 
+def _check_created(manifest: Mapping[str, Any]) -> None:
+    created = manifest["provenance"]["created"]
+    try:
+        datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        raise InvalidError(
+            "schema", f"provenance.created {created!r} is not a time that exists (UTC, YYYY-MM-DDTHH:MM:SSZ)"
+        ) from None
+
+
 def check_semantics(manifest: Mapping[str, Any], version: tuple[int, int]) -> None:
     """The rules beyond the schema, in a fixed order (the first failure decides the code)."""
     _check_format(manifest, version)
@@ -346,67 +363,10 @@ def check_semantics(manifest: Mapping[str, Any], version: tuple[int, int]) -> No
     _check_forms(manifest)
     _check_ranges(manifest)
     _check_references(manifest)
+    _check_created(manifest)
 
 
 def validate(manifest: Any, version: tuple[int, int] = FORMAT_VERSION) -> None:
     """Schema, then semantics. ``version`` is the preamble's (major, minor)."""
     validate_schema(manifest, version)
     check_semantics(manifest, version)
-
-
-# ---------------------------------------------------------------- header consistency
-
-
-def expected_shapes(
-    manifest: Mapping[str, Any], tensors: Mapping[str, TensorInfo]
-) -> dict[str, tuple[int, ...]]:
-    """Tensor name -> the shape the models' hidden sizes require."""
-    refs = models(manifest)
-    shapes: dict[str, tuple[int, ...]] = {}
-    for vector in vectors(manifest):
-        for entry in vector.sites:
-            shapes[entry.tensor] = (refs[vector.model].hidden_size,)
-    for mapping in mappings(manifest):
-        shapes.update(_mapping_shapes(mapping, refs, tensors))
-    return shapes
-
-
-def _mapping_shapes(
-    mapping: MappingSpec, refs: Mapping[str, ModelRef], tensors: Mapping[str, TensorInfo]
-) -> dict[str, tuple[int, ...]]:
-    d_in = refs[mapping.source_model].hidden_size
-    d_out = refs[mapping.target_model].hidden_size
-    by_role: dict[str, tuple[int, ...]] = {
-        "weight": (d_out, d_in),
-        "bias": (d_out,),
-        "target_mean": (d_out,),
-        "source_mean": (d_in,),
-    }
-    if "u" in mapping.tensors:
-        u_shape = tensors[mapping.tensors["u"]].shape
-        rank = u_shape[1] if len(u_shape) == 2 else 0
-        if not 1 <= rank <= min(d_in, d_out):
-            raise InvalidError(
-                "shape", f"mapping {mapping.name!r}: rank {rank} is outside 1..{min(d_in, d_out)}"
-            )
-        by_role["u"] = (d_out, rank)
-        by_role["v"] = (d_in, rank)
-    return {name: by_role[role] for role, name in mapping.tensors.items()}
-
-
-def check_header(manifest: Mapping[str, Any], tensors: Mapping[str, TensorInfo]) -> None:
-    """Manifest vs safetensors header: same names (``tensor-reference``), right shapes (``shape``)."""
-    digested = set(manifest["payload"]["tensors"])
-    if set(tensors) != digested:
-        missing = sorted(digested - set(tensors))[:3]
-        extra = sorted(set(tensors) - digested)[:3]
-        raise InvalidError(
-            "tensor-reference",
-            f"manifest and safetensors header name different tensors (missing {missing}, unlisted {extra})",
-        )
-    for name, shape in expected_shapes(manifest, tensors).items():
-        actual = tensors[name].shape
-        if actual != shape:
-            raise InvalidError(
-                "shape", f"tensor {name!r} has shape {list(actual)}, the models require {list(shape)}"
-            )

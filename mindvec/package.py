@@ -26,7 +26,7 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
-from mindvec import canonical
+from mindvec import canonical, shapes
 from mindvec import manifest as mf
 from mindvec._fs import atomic_writer, open_regular
 from mindvec.container import (
@@ -94,7 +94,7 @@ class Package:
         if not hmac.compare_digest(header_digest(header_bytes), manifest["payload"]["header_sha256"]):
             raise _digest_error("the safetensors header")
         header = parse_header(header_bytes, raw.layout.payload_len)
-        mf.check_header(manifest, header.tensors)
+        shapes.check_header(manifest, header.tensors)
         return cls(raw, manifest, header)
 
     # ------------------------------------------------------------ plain attributes
@@ -347,7 +347,7 @@ def encode_package(
         )
     decoded = canonical.decode(manifest_bytes)
     mf.validate(decoded, FORMAT_VERSION)
-    mf.check_header(decoded, header.tensors)
+    shapes.check_header(decoded, header.tensors)
     _check_written_values(decoded, data)
     block = encode_signature_block([signer.sign_manifest(manifest_bytes) for signer in signers])
     return container_chunks(manifest_bytes, payload, block)

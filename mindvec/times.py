@@ -7,6 +7,13 @@ from datetime import datetime, timezone
 
 from mindvec.errors import UsageError
 
+#: the ISO 8601 forms a trust store and --now accept: a date, or a date and time to the minute or
+#: second, with Z, an offset or nothing (UTC); not week dates, ordinal dates, hours alone or fractions
+_ISO_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}"  # date
+    r"(?:T[0-9]{2}:[0-9]{2}(?::[0-9]{2})?"  # time, to the minute or the second
+    r"(?:Z|[+-][0-9]{2}:[0-9]{2})?)?"  # zone (none: UTC)
+)
 _COMPACT_TIME = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})(?:([0-9]{2})([0-9]{2})([0-9]{2}))?Z?")
 
 
@@ -24,13 +31,16 @@ def parse_time(text: str) -> datetime:
         if match:
             y, mo, d, h, mi, s = (int(p) for p in match.groups(default="0"))
             return datetime(y, mo, d, h, mi, s, tzinfo=timezone.utc)
-        value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-        value = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        if not _ISO_TIME.fullmatch(text):
+            if "." in text or "," in text:  # a trust store writes whole seconds: a fraction would not survive
+                raise UsageError(
+                    "argument", f"{text[:60]!r} has a fraction of a second; times are whole seconds"
+                )
+            raise ValueError(text)
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
     except (ValueError, OverflowError) as exc:
         raise UsageError("argument", bad) from exc
-    if value.microsecond:  # a trust store writes whole seconds: a fraction would not survive
-        raise UsageError("argument", f"{text[:60]!r} has a fraction of a second; times are whole seconds")
-    return value
 
 
 def format_time(value: datetime) -> str:

@@ -22,7 +22,7 @@ TIERS: list[tuple[str, ...]] = [
     ("mindvec.errors", "mindvec._version"),
     ("mindvec.limits", "mindvec.text", "mindvec.site", "mindvec.times", "mindvec._fs"),
     ("mindvec.canonical", "mindvec.container"),
-    ("mindvec.payload", "mindvec.schema", "mindvec.manifest", "mindvec.values"),
+    ("mindvec.payload", "mindvec.schema", "mindvec.manifest", "mindvec.shapes", "mindvec.values"),
     ("mindvec.package",),
     ("mindvec.signing", "mindvec.keys", "mindvec.rotation", "mindvec.trust", "mindvec.state"),
     ("mindvec.policy", "mindvec.verification"),

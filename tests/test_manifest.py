@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 import mindvec
 from mindvec import canonical, schema
 from mindvec import manifest as mf
+from mindvec import shapes as shape_rules
 from mindvec.container import align64
 from mindvec.errors import MindvecError
 from mindvec.payload import TensorInfo
@@ -305,9 +306,9 @@ GOOD = {"v.1": (8,), "map.weight": (4, 6), "map.bias": (4,)}
 )
 def test_shapes_follow_hidden_sizes(shapes: dict[str, tuple[int, ...]]) -> None:
     """Vector [hidden]; weight [d_out, d_in]; bias [d_out]. [R-52]"""
-    mf.check_header(_base(), _infos(GOOD))
+    shape_rules.check_header(_base(), _infos(GOOD))
     with pytest.raises(MindvecError) as info:
-        mf.check_header(_base(), _infos(shapes))
+        shape_rules.check_header(_base(), _infos(shapes))
     assert info.value.code == "shape"
 
 
@@ -330,10 +331,10 @@ def test_low_rank_shapes(u: tuple[int, int], v: tuple[int, int], ok: bool) -> No
     manifest["payload"]["tensors"] = {name: bytes(32) for name in mf.referenced_tensors(manifest)}
     infos = _infos({"v.1": (8,), "map.u": u, "map.v": v})
     if ok:
-        mf.check_header(manifest, infos)
+        shape_rules.check_header(manifest, infos)
     else:
         with pytest.raises(MindvecError) as info:
-            mf.check_header(manifest, infos)
+            shape_rules.check_header(manifest, infos)
         assert info.value.code == "shape"
 
 
@@ -341,7 +342,7 @@ def test_low_rank_shapes(u: tuple[int, int], v: tuple[int, int], ok: bool) -> No
 def test_header_names_match_manifest() -> None:
     """Header tensor names == payload.tensors keys. [R-51]"""
     with pytest.raises(MindvecError) as info:
-        mf.check_header(_base(), _infos({**GOOD, "stray": (1,)}))
+        shape_rules.check_header(_base(), _infos({**GOOD, "stray": (1,)}))
     assert info.value.code == "tensor-reference"
 
 
@@ -452,7 +453,7 @@ def test_mutated_manifests_only_raise_typed_errors(data: st.DataObject) -> None:
         parent[path[-1]] = data.draw(junk)
     try:
         mf.validate(manifest)
-        mf.check_header(manifest, _infos(GOOD))
+        shape_rules.check_header(manifest, _infos(GOOD))
     except MindvecError:
         pass
 
@@ -483,3 +484,39 @@ def test_a_long_critical_list_costs_linear_work(monkeypatch: pytest.MonkeyPatch,
     with pytest.raises(MindvecError) as err:
         mindvec.open(factories.write_bytes(tmp_path, data))
     assert err.value.code == "schema"
+
+
+@pytest.mark.req("R-90")
+def test_a_translation_names_a_mapping_it_holds_or_says_where_it_is() -> None:
+    """[R-90] without mapping_package, translation.mapping must be one of the package's mappings."""
+    from factories import full_manifest
+
+    man, _ = full_manifest()
+    man["format"] = "1.0"
+    mapping_name = man["mappings"][0]["name"]
+    man["vectors"][0]["translation"] = {
+        "source_model": "src",
+        "mapping": mapping_name,
+        "norm_ratio": 0.8,
+        "recommended_scale": 2.0,
+    }
+    translated = [man["vectors"][0]]
+    mf._check_model_refs(man)  # the step-4 rule itself (full_manifest has no payload)
+    translated[0]["translation"]["mapping"] = "ghost"
+    translated[0]["translation"].pop("mapping_package", None)
+    with pytest.raises(mindvec.InvalidError, match="not in this package") as err:
+        mf._check_model_refs(man)  # the step-4 rule itself (full_manifest has no payload)
+    assert err.value.code == "schema"
+    translated[0]["translation"]["mapping_package"] = bytes(32)
+    mf._check_model_refs(man)  # the step-4 rule itself (full_manifest has no payload)
+
+
+@pytest.mark.req("R-91")
+@pytest.mark.parametrize("created", ["2026-02-30T00:00:00Z", "2026-01-01T24:00:00Z", "2026-12-31T23:59:60Z"])
+def test_provenance_created_must_exist(created: str) -> None:
+    """[R-91] the schema's pattern lets these through; the calendar does not."""
+    man = {"provenance": {"created": created}}
+    with pytest.raises(mindvec.InvalidError) as err:
+        mf._check_created(man)
+    assert err.value.code == "schema"
+    mf._check_created({"provenance": {"created": "2028-02-29T23:59:59Z"}})  # a leap day exists

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from conformance_tests.casebook import (
     acceptable,
+    coverage,
     defects,
     limits,
     msgpack_profile,
@@ -36,6 +37,7 @@ GROUPS: list[Callable[[Suite], None]] = [
     payload.payload,
     signature_block.signature_block,
     semantics.semantics,
+    coverage.unexercised,
     verification.verification,
     trust_store.trust_grammar,
     trust_store.state_file,

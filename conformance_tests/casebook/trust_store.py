@@ -143,6 +143,17 @@ def trust_grammar(s: Suite) -> None:
             ).encode(),
         ),
         (
+            "iso-hour-only",
+            "valid-after=2026-01-01T00Z: an ISO time needs minutes (the grammar's ISO forms are a date, or a"
+            " date and time to the minute or second, with an optional zone).",
+            f"alice valid-after=2026-01-01T00Z ed25519 {b64('alice')}\n".encode(),
+        ),
+        (
+            "iso-week-date",
+            "valid-after=2026-W01-1: ISO week dates are not among the accepted forms.",
+            f"alice valid-after=2026-W01-1 ed25519 {b64('alice')}\n".encode(),
+        ),
+        (
             "time-beyond-utc",
             "9999-12-31T23:59:59-01:00 is after the last instant a UTC time can hold.",
             f"alice valid-before=9999-12-31T23:59:59-01:00 ed25519 {b64('alice')}\n".encode(),

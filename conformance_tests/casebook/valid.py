@@ -6,16 +6,14 @@ import copy
 import hashlib
 from typing import Any
 
-from conformance_tests.casebook.common import ORTHO, W34, ab_models, mapping_package
+from conformance_tests.casebook.common import ORTHO, W34, mapping_package, translated_package
 from conformance_tests.craft.manifests import (
     MODEL_T5,
     STEER,
     arr,
     bf16,
     manifest,
-    mapping,
     minimal,
-    provenance,
     site,
     vector,
     write,
@@ -154,52 +152,7 @@ def valid_content(s: Suite) -> None:
             ["Mapping"],
             mapping_package(form, roles, **extra),
         )
-    # a translated vector with correspondences and full provenance
-    man = manifest(vectors=[], models=ab_models())
-    man["mappings"] = [mapping("affine", {"weight": "map.weight", "bias": "map.bias"})]
-    man["vectors"] = [
-        vector(name="steer-a", sites=[(site(1), "steer.a")], method={"kind": "mean_diff"}),
-        vector(
-            name="steer-b",
-            model="b",
-            sites=[(site(2), "steer.b")],
-            method={"kind": "translated"},
-            translation={
-                "source_model": "a",
-                "mapping": "a-to-b",
-                "norm_ratio": 0.8,
-                "recommended_scale": 5.0,
-            },
-        ),
-    ]
-    man["correspondences"] = [
-        {
-            "source": {"model": "a", "site": site(0)},
-            "target": {"model": "b", "site": site(1)},
-            "score": 0.5,
-            "metric": "linear_cka",
-        },
-        {
-            "source": {"model": "a", "site": site(1)},
-            "target": {"model": "b", "site": site(2)},
-            "score": 0.875,
-            "metric": "ridge_r2",
-        },
-    ]
-    man["provenance"] = provenance(
-        datasets=[{"name": "pairs", "sha256": hashlib.sha256(b"pairs").digest(), "samples": 64}],
-        parents=[
-            {"id": hashlib.sha256(b"parent").digest(), "package_id": "conformance/parent", "role": "vector"}
-        ],
-        seed=7,
-        hyperparameters={"alpha": 0.5, "method": "ridge", "center": True},
-    )
-    tensors = {
-        "map.weight": W34,
-        "map.bias": arr([0.5, -0.5, 1.0]),
-        "steer.a": arr(STEER),
-        "steer.b": arr(W34 @ STEER),
-    }
+    man, tensors = translated_package()
     s.valid(
         "valid-translated-vector-with-correspondences",
         ["manifest-schema", "model-refs", "tensor-refs", "shape"],

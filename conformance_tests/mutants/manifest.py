@@ -83,4 +83,20 @@ MUTANTS: list[Mutant] = [
         *swap("_check_ranges(manifest)", "_check_references(manifest)"),
         ("R-33", "R-34"),
     ),
+    Mutant(
+        "translation-mapping-unchecked",
+        SEMANTICS,
+        "_check_model_refs",
+        'if translation and "mapping_package" not in translation and translation["mapping"] not in held:',
+        "if False:",
+        ("R-90",),
+    ),
+    Mutant(
+        "created-not-a-calendar-time",
+        SEMANTICS,
+        "check_semantics",
+        "    _check_created(manifest)\n",
+        "",
+        ("R-91",),
+    ),
 ]

@@ -113,15 +113,13 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "no-name-consistency",
-        "mindvec.manifest",
+        "mindvec.shapes",
         "check_header",
         "if set(tensors) != digested:",
         "if False:",
         ("R-51",),
     ),
-    Mutant(
-        "no-shape-check", "mindvec.manifest", "check_header", "if actual != shape:", "if False:", ("R-52",)
-    ),
+    Mutant("no-shape-check", "mindvec.shapes", "check_header", "if actual != shape:", "if False:", ("R-52",)),
     Mutant(
         "non-finite-allowed",
         "mindvec.values",

@@ -76,10 +76,10 @@ MUTANTS: list[Mutant] = [
         "times-any-digits", "mindvec.times", "parse_time", "if not text.isascii():", "if False:", ("R-77",)
     ),
     Mutant(
-        "times-fractions-allowed",
+        "times-any-iso-form",
         "mindvec.times",
         "parse_time",
-        "if value.microsecond:",
+        "if not _ISO_TIME.fullmatch(text):",
         "if False:",
         ("R-77",),
     ),
