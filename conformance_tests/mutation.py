@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from conformance_tests.mutants import MUTANTS, Mutant
+from conformance_tests.mutants import ALL, MUTANTS, Mutant
 from conformance_tests.runner import Case, build_argv, judge, load_cases
 
 CASES_DIR = Path(__file__).resolve().parent / "cases"
@@ -117,7 +117,7 @@ def killers(mutant: Mutant, cases: Sequence[Case]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     names = list(argv if argv is not None else sys.argv[1:])
     cases = load_cases(CASES_DIR)
-    chosen = [m for m in MUTANTS if not names or m.name in names]
+    chosen = [m for m in (ALL if names else MUTANTS) if not names or m.name in names]
     survivors = []
     for mutant in chosen:
         dead = killers(mutant, cases)

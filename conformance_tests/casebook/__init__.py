@@ -14,6 +14,7 @@ from conformance_tests.casebook import (
     acceptable,
     coverage,
     defects,
+    large,
     limits,
     msgpack_profile,
     order,
@@ -46,6 +47,8 @@ GROUPS: list[Callable[[Suite], None]] = [
     order.order_within_steps,
     order.isolated_rules,
     order.header_order,
-    order.large_files,
+    large.large_files,
+    large.huge_files,
+    order.more_orders,
     acceptable.acceptable,
 ]

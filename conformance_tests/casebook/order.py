@@ -26,9 +26,16 @@ from conformance_tests.craft.manifests import (
     site,
     vector,
 )
-from conformance_tests.craft.surgery import join_payload, split, split_payload
+from conformance_tests.craft.surgery import (
+    encode_map_unsorted,
+    join_payload,
+    manifest_of,
+    split,
+    split_payload,
+    with_manifest,
+    with_raw_manifest,
+)
 from conformance_tests.suite import Suite
-from mindvec.limits import MAX_TENSORS
 
 
 def _ent(dtype: object, shape: object, begin: int, end: int) -> dict[str, object]:
@@ -176,33 +183,78 @@ def header_order(s: Suite) -> None:
     )
 
 
-def large_files(s: Suite) -> None:
-    """Limits that only a large file reaches, written as recipes the runner expands."""
-    count = MAX_TENSORS + 1
-    entry = '"t{i}":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},'
-    body = "".join(entry.replace("{i}", f"{i:06d}") for i in range(count)).encode()
-    header = b"{" + body[:-1] + b"}"
-    data = raw_package(manifest(vectors=[]), payload=join_payload(header, b""), digests={})
-    start = data.index(b'{"t000000"') + 1
-    end = start + len(body)
-    recipe = {
-        "parts": [
-            {"hex": data[:start].hex()},
-            {"repeat": entry, "count": count - 1},
-            {"repeat": entry[:-1].replace("{i}", f"{count - 1:06d}"), "count": 1},
-            {"hex": data[end - 1 :].hex()},
-        ]
-    }
+def more_orders(s: Suite) -> None:
+    """The order questions of issue 14 that the first cases left open, one pair of defects each."""
+    two = ["MultipleDefects"]
+    tensors = {"steer.l1": arr(STEER)}
+    # step 3: occupancy (R-21) while decoding, before the re-encoding check (R-22)
+    parts = split(raw_package(manifest(), tensors))
+    unsorted = encode_map_unsorted(manifest_of(parts))
     s.reject(
-        "malformed-bounds-65537-tensors",
-        "bounds",
-        ["tensor-count"],
-        f"A header of {count} zero-size tensor entries (about 3.7 MB, built by the runner from recipe.json):"
-        f" one more than MAX_TENSORS. The manifest lists none of them, so a reader that skips R-46 fails"
-        " later with tensor-reference instead.",
-        ["Bounds", "Limits", "Safetensors"],
-        data,
-        recipe=recipe,
+        "malformed-multi-occupancy-before-canonical",
+        "msgpack",
+        ["order", "occupy", "reencode"],
+        "A manifest with unsorted keys (non-canonical) followed by one stray byte in its section: R-21 is"
+        " checked while decoding, R-22 only after, so the code is msgpack.",
+        two + ["Canonical"],
+        with_raw_manifest(parts, unsorted + b"\xc0").build(),
+    )
+    # step 4: the schema before R-27
+    man = manifest()
+    man["colour"] = "blue"
+    s.reject(
+        "invalid-multi-schema-before-format",
+        "schema",
+        ["order", "schema", "format"],
+        'Preamble 1.0, format "1.1" and an unknown top-level key: the 1.0 schema refuses the key'
+        " before R-27 compares the versions.",
+        two + ["Schema"],
+        raw_package({**man, "format": "1.1"}, tensors),
+    )
+    man = manifest([vector(model="ghost", scale_range=[8.0, 0.0])])
+    s.reject(
+        "invalid-multi-model-refs-before-ranges",
+        "schema",
+        ["order", "model-refs", "scale-range"],
+        "A vector naming a missing model, with scale_range [8.0, 0.0]: R-29 comes before R-33.",
+        two,
+        raw_package(man, tensors),
+    )
+    man = manifest([vector(sites=[(site(2), "steer.l1"), (site(1), "steer.l1")])])
+    s.reject(
+        "invalid-multi-sites-before-references",
+        "site",
+        ["order", "site-layer", "tensor-refs"],
+        "A site at layer 2 of a 2-layer model, and one tensor referenced by two sites: R-31 comes before"
+        " R-34.",
+        two + ["Site"],
+        raw_package(man, tensors),
+    )
+    # step 5: R-41 before R-42, R-47 before R-51
+    _, data = split_payload(raw_payload(tensors))
+    unpadded = header_json([("steer.l1", _ent("F32", [4], 0, 16))])
+    payload = join_payload(unpadded, data, pad=False)
+    built = split(raw_package(manifest(), payload=payload))
+    man = manifest_of(built)
+    man["payload"]["header_sha256"] = hashlib.sha256(b"another header").digest()
+    s.reject(
+        "malformed-multi-alignment-before-header-digest",
+        "payload",
+        ["order", "n56", "header-digest"],
+        "A safetensors header length that is not 56 mod 64, and a header digest that does not match: R-41"
+        " comes before R-42.",
+        two + ["Safetensors"],
+        with_manifest(built, man).build(),
+    )
+    broken = header_json([("stray", {"dtype": "F32", "shape": [4]})])
+    s.reject(
+        "malformed-multi-entry-before-names",
+        "payload",
+        ["order", "entry-keys", "tensor-refs"],
+        "A header entry 'stray' without data_offsets, a name the manifest does not list either: R-47"
+        " comes before R-51.",
+        two + ["Safetensors"],
+        raw_package(manifest(vectors=[]), payload=join_payload(broken, b""), digests={}),
     )
 
 

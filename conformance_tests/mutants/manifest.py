@@ -99,4 +99,28 @@ MUTANTS: list[Mutant] = [
         "",
         ("R-91",),
     ),
+    Mutant(
+        "order-ranges-before-model-refs",
+        SEMANTICS,
+        "check_semantics",
+        "    _check_model_refs(manifest)\n",
+        "    _check_ranges(manifest)\n    _check_model_refs(manifest)\n",
+        ("R-29", "R-33"),
+    ),
+    Mutant(
+        "order-references-before-sites",
+        SEMANTICS,
+        "check_semantics",
+        "    _check_sites(manifest)\n",
+        "    _check_references(manifest)\n    _check_sites(manifest)\n",
+        ("R-31", "R-34"),
+    ),
+    Mutant(
+        "order-format-before-schema",
+        SEMANTICS,
+        "validate",
+        "    validate_schema(manifest, version)\n",
+        "    _check_format(manifest, version)\n    validate_schema(manifest, version)\n",
+        ("R-23", "R-27"),
+    ),
 ]

@@ -116,4 +116,12 @@ MUTANTS: list[Mutant] = [
         "if False:",
         ("R-18",),
     ),
+    Mutant(
+        "extra-bytes-ignored-while-decoding",
+        "mindvec.canonical",
+        "_unpack",
+        '    except msgpack.ExtraData:\n        _fail("bytes follow the end of the msgpack value")',
+        "    except msgpack.ExtraData as extra:\n        return extra.unpacked",
+        ("R-21",),
+    ),
 ]
