@@ -27,7 +27,7 @@ TIERS: list[tuple[str, ...]] = [
     ("mindvec.signing", "mindvec.keys", "mindvec.rotation", "mindvec.trust", "mindvec.state"),
     ("mindvec.policy", "mindvec.verification"),
     ("mindvec.translation", "mindvec.builder", "mindvec.assets"),
-    ("mindvec.loader", "mindvec.fit", "mindvec.hub"),
+    ("mindvec.loader", "mindvec.fit", "mindvec.hub", "mindvec.interop"),
     ("mindvec.cli", "mindvec.__main__", "mindvec"),
 ]
 

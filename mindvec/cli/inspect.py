@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from mindvec import package as pkg
+from mindvec.interop.names import transformer_lens
 from mindvec.payload import as_float32
 from mindvec.site import Site
 from mindvec.text import escape as esc
@@ -68,6 +69,7 @@ def _vector_summary(package: pkg.Package, vector: Mapping[str, Any]) -> dict[str
         values = as_float32(package.tensor(entry["tensor"]), package.tensor_info(entry["tensor"]).dtype)
         entry.update(_tensor_summary(package, entry["tensor"]))
         entry["norm"] = float(np.linalg.norm(values.astype(np.float64)))
+        entry["transformer_lens"] = transformer_lens(Site.from_dict(entry["site"]))
     return dict(out)
 
 
@@ -103,7 +105,10 @@ def summarize(package: pkg.Package) -> dict[str, Any]:
 
 
 def _site(site: Mapping[str, Any]) -> str:
-    return esc(str(Site.from_dict(site)))
+    """mindvec's name, and TransformerLens' hook name beside it where it has one."""
+    parsed = Site.from_dict(site)
+    other = transformer_lens(parsed)
+    return esc(str(parsed)) + (f" ({other})" if other else "")
 
 
 def _value(value: Any) -> str:
