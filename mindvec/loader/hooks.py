@@ -138,6 +138,7 @@ class ContextRecorder:
         self.encoder = encoder
         self.current: StepContext | None = None
         self._call: tuple[Any, dict[str, Any]] | None = None
+        self.calls = 0  # forward calls seen: a site hook that fires twice in one call is in a loop
         self._prompt_ids: Any = None
         self._prompt_len = 0
         self._handles = [
@@ -150,6 +151,11 @@ class ContextRecorder:
             self._handles.pop().remove()
         self.current = None
         self._call = None
+
+    @property
+    def in_call(self) -> bool:
+        """True while a forward call of the recorded module runs."""
+        return self._call is not None
 
     def real_mask(self, hidden: Any) -> Any:
         """The running call's mask for the current tokens (its last ``seq`` columns), or None.
@@ -189,6 +195,7 @@ class ContextRecorder:
     def _pre(self, _module: Any, args: Any, kwargs: dict[str, Any]) -> None:
         self.current = None
         self._call = (args, kwargs)
+        self.calls += 1
 
     def _record(self, args: Any, kwargs: dict[str, Any]) -> None:
         ids, mask, seq = self._inputs(args, kwargs)
@@ -287,10 +294,31 @@ class SiteOps:
     hidden state once. ``positions='all'`` reads only the mask, with no host sync.
     """
 
-    def __init__(self, recorder: ContextRecorder) -> None:
+    def __init__(self, recorder: ContextRecorder, on_loop: Any = None) -> None:
         self.recorder = recorder
         self.ops: list[Operation] = []
         self._fused: dict[tuple[Any, ...], Any] = {}
+        self._last_call = -1
+        self._on_loop = on_loop
+
+    def _check_once_per_call(self) -> None:
+        """A block that runs twice in one forward pass (a looped model) has no site: undo and refuse.
+
+        Eager mode only; under torch.compile the configuration check at install stands alone.
+        """
+        import torch
+
+        if torch.compiler.is_compiling() or not self.recorder.in_call:
+            return  # outside a call of the recorded module (say, its base model called alone)
+        if self.recorder.calls == self._last_call:
+            if self._on_loop is not None:
+                self._on_loop()
+            raise UsageError(
+                "architecture",
+                "a steered block ran twice in one forward pass (a looped or recurrent-depth model): the "
+                "vector would be added on every pass. mindvec removed its hooks; the model is unchanged",
+            )
+        self._last_call = self.recorder.calls
 
     def _sum(self, group: list[Operation], h: Any) -> Any:
         key = tuple((id(o), o.scale) for o in group) + (h.dtype, h.device)
@@ -313,6 +341,7 @@ class SiteOps:
     def __call__(self, h: Any) -> Any:
         import torch
 
+        self._check_once_per_call()
         ops, i = self.ops, 0
         while i < len(ops):
             o = ops[i]

@@ -143,15 +143,47 @@ def _expected_layers(model: torch.nn.Module, stack: str) -> int | None:
     return None
 
 
-def _pick(cands: list[tuple[str, Any]], expected: int | None) -> tuple[str, Any] | None:
+def expected_width(model: torch.nn.Module) -> int | None:
+    """The language model's hidden size (``text_config`` for a multimodal model)."""
+    cfg = getattr(model, "config", None)
+    if cfg is None:
+        return None
+    try:
+        cfg = cfg.get_text_config()
+    except (AttributeError, TypeError, ValueError):
+        pass
+    value = getattr(cfg, "hidden_size", None) or getattr(cfg, "n_embd", None) or getattr(cfg, "d_model", None)
+    return value if isinstance(value, int) else None
+
+
+def block_width_fits(block: Any, width: int) -> bool:
+    """True when some parameter of ``block`` has ``width`` as a dimension (metadata only, no forward)."""
+    return any(width in p.shape for p in block.parameters())
+
+
+def _pick(
+    cands: list[tuple[str, Any]], expected: int | None, width: int | None = None
+) -> tuple[str, Any] | None:
     if not cands:
         return None
     if expected is not None:
         exact = [c for c in cands if len(c[1]) == expected]
         if exact:
             cands = exact
-    # shallowest path first, then the longest list
-    return sorted(cands, key=lambda c: (c[0].count("."), -len(c[1]), c[0]))[0]
+    if width is not None:
+        wide = [c for c in cands if block_width_fits(c[1][0], width)]
+        if wide:
+            cands = wide
+    # the language model's stack in a multimodal model, then the shallowest path, then the longest
+    return sorted(
+        cands,
+        key=lambda c: (
+            "language_model" not in c[0] and "text" not in c[0],
+            c[0].count("."),
+            -len(c[1]),
+            c[0],
+        ),
+    )[0]
 
 
 def _from_table(model: torch.nn.Module, lists: list[tuple[str, Any]]) -> Stacks | None:
@@ -162,7 +194,7 @@ def _from_table(model: torch.nn.Module, lists: list[tuple[str, Any]]) -> Stacks 
     found: dict[str, Stack] = {}
     for stack, suffix in entry.items():
         cands = [(n, m) for n, m in lists if (n == suffix or n.endswith("." + suffix)) and _uniform(m)]
-        hit = _pick(cands, _expected_layers(model, stack))
+        hit = _pick(cands, _expected_layers(model, stack), expected_width(model))
         if hit is None:
             return None
         found[stack] = Stack(stack, hit[0], hit[1])
@@ -179,10 +211,68 @@ def _structural(model: torch.nn.Module, lists: list[tuple[str, Any]]) -> Stacks 
         if enc is not None and dec is not None:
             return Stacks(Stack("decoder", *dec), Stack("encoder", *enc), "structural")
         return None
-    longest = max(len(m) for _, m in uniform)
-    best = _pick([c for c in uniform if len(c[1]) == longest], None)
+    expected, width = _expected_layers(model, "decoder"), expected_width(model)
+    fitting = [c for c in uniform if (expected is None or len(c[1]) == expected)]
+    if width is not None:
+        fitting = [c for c in fitting if block_width_fits(c[1][0], width)]
+    if fitting:
+        best = _pick(fitting, expected, width)
+    else:
+        longest = max(len(m) for _, m in uniform)
+        best = _pick([c for c in uniform if len(c[1]) == longest], None)
     assert best is not None
     return Stacks(Stack("decoder", *best), None, "structural")
+
+
+#: configuration keys that say the blocks run several times per forward pass (HRM's cycles, ...)
+LOOP_KEYS = ("H_cycles", "L_cycles", "num_loops", "n_loops", "loop_count", "recurrence_steps")
+
+
+def loops(model: torch.nn.Module) -> str | None:
+    """The configuration key that makes ``model`` looped (its blocks run more than once), if any."""
+    cfg = getattr(model, "config", None)
+    if cfg is None:
+        return None
+    try:
+        text = cfg.get_text_config()
+    except (AttributeError, TypeError, ValueError):
+        text = cfg
+    for key in LOOP_KEYS:
+        value = getattr(text, key, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 1:
+            return f"{key}={value}"
+    return None
+
+
+def check_stack(model: torch.nn.Module, stack: Stack, width: int) -> None:
+    """Refuse, before anything is installed, a stack that cannot be the one a ``width`` vector acts on.
+
+    From metadata only (no probe forward pass): the configured layer count and the block
+    parameters' shapes must agree with the stack; otherwise steering would crash inside the model
+    or, worse, change nothing.
+    """
+    looped = loops(model)
+    if looped is not None:
+        raise UsageError(
+            "architecture",
+            f"this model's blocks run more than once per forward pass ({looped}): a vector at a site would be"
+            " added on every pass, and the spec gives such blocks no site (section 8.1)",
+        )
+    expected = _expected_layers(model, stack.name)
+    if expected is not None and len(stack) != expected:
+        raise UsageError(
+            "architecture",
+            f"the {stack.name} stack found at {stack.path} has {len(stack)} blocks but the configuration"
+            f" says {expected}; it is not the model's main stack. Add the model to"
+            " mindvec.loader.stacks.STACK_TABLE",
+        )
+    if not block_width_fits(stack.blocks[0], width):
+        raise UsageError(
+            "architecture",
+            f"the blocks at {stack.path} have no parameter of width {width} (the vector's); this stack is"
+            " not the one whose hidden states the vector lives in. Add the model to"
+            " mindvec.loader.stacks.STACK_TABLE",
+        )
 
 
 def find_stacks(model: torch.nn.Module) -> Stacks:

@@ -25,6 +25,7 @@ from mindvec.errors import InvalidError, UsageError
 from mindvec.loader.binding import check_binding, text_config
 from mindvec.loader.hooks import ContextRecorder, Operation, Positions, SiteOps, check_positions
 from mindvec.loader.sites import HookPoint, SiteHandle, attach, resolve
+from mindvec.loader.stacks import check_stack, find_stacks
 from mindvec.manifest import VectorSite, VectorSpec
 from mindvec.package import Package, PackageSource
 from mindvec.payload import as_float32
@@ -68,10 +69,19 @@ class _ModelSteerer:
         site = point.site
         slot = self.slots.get(site)
         if slot is None:
-            run = SiteOps(self._recorder(site.stack))
+            run = SiteOps(self._recorder(site.stack), on_loop=self.abandon)
             slot = _Slot(attach(self.model, site, run), run.ops)
             self.slots[site] = slot
         slot.ops.append(op)
+
+    def abandon(self) -> None:
+        """Remove every hook this model carries from mindvec (a looped model was found)."""
+        for slot in self.slots.values():
+            slot.handle.remove()
+            slot.ops.clear()
+        self.slots.clear()
+        while self.recorders:
+            self.recorders.popitem()[1].remove()
 
     def uninstall(self, site: Site, op: Operation) -> None:
         slot = self.slots.get(site)
@@ -310,14 +320,18 @@ def steer(
             plans = _via_plans(model, pkg, _open(opened, via, accepted), vector, layers, strict)
     hidden = getattr(text_config(model), "hidden_size", None)
     points = [resolve(model, p.site) for p in plans]  # site errors before any hook exists
-    import torch
-
-    ops = []
-    for plan, point in zip(plans, points, strict=True):
+    for plan in plans:
         if hidden is not None and plan.values.shape != (hidden,):
             raise InvalidError(
                 "shape", f"vector {plan.vector!r} has shape {plan.values.shape}, model hidden {hidden}"
             )
+    stacks = find_stacks(model)
+    for plan in plans:  # a wrong stack is refused from metadata, before any hook exists
+        check_stack(model, stacks.get(plan.site.stack), int(plan.values.shape[0]))
+    import torch
+
+    ops = []
+    for plan, point in zip(plans, points, strict=True):
         s = (float(scale) if scale is not None else plan.scale) * plan.weight
         pos = positions if positions is not None else plan.positions
         ops.append(Operation(plan.operation, torch.from_numpy(plan.values), s, pos, like=_like(point)))
