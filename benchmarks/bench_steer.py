@@ -168,6 +168,10 @@ def _methods(model: Any, vector: Any, path: Path, third: dict[str, Any]) -> dict
         "mindvec(generated)": lambda: mindvec.steer(
             model, path, positions="generated", policy=mindvec.Policy(allow_unsigned=True)
         ),
+        # per-row steering: the same vector, through a row mask (one torch.where more per site)
+        "mindvec(rows)": lambda: mindvec.steer(
+            model, path, rows=[True], policy=mindvec.Policy(allow_unsigned=True)
+        ),
     }
     if "repeng" in third:
         control = third["repeng"].ControlModel
@@ -413,6 +417,7 @@ def main() -> None:
             f"= {cost / (step_ms * 1e3) * 100:.2f}% of a {step_ms:.1f} ms decode step"
         )
     same = [n for n in names if n not in ("unsteered", "mindvec(generated)") and seqs[n] == seqs["mindvec"]]
+    # mindvec(rows) steers every row here, so it must give mindvec's tokens too
     print(f"# identical greedy tokens to mindvec (positions=all): {same}")
     print(f"# unsteered tokens differ from steered: {seqs['unsteered'] != seqs['mindvec']}")
     if not args.no_compile:

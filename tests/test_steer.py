@@ -481,3 +481,56 @@ def test_steer_closes_what_it_opened_and_only_that(tmp_path: Path, monkeypatch: 
     with mindvec.steer(model, handed, policy=Policy(allow_unsigned=True)):
         pass
     assert closed == [] and handed.tensor(handed.vector().sites[0].tensor).shape == (32,)
+
+
+# ----------------------------------------------------------------- per-row steering in a batch
+
+
+def test_rows_of_one_batch_take_different_packages(tmp_path: Path) -> None:
+    """Row 0 with vector a, row 1 with vector b (scale 3), row 2 with nothing: each row equals
+    that row run alone with its own steering, and the unsteered row equals the unsteered model."""
+    model = tiny_models.build("llama")
+    pa = tiny_models.vector_package(tmp_path / "a.mindvec", model, seed=1, name="a", layers=(1,))
+    pb = tiny_models.vector_package(tmp_path / "b.mindvec", model, seed=2, name="b", layers=(1, 2))
+    ids = tiny_models.input_ids(3, 6)
+    open_policy = Policy(allow_unsigned=True)
+    with mindvec.steer(model, pa, rows=[True, False, False], policy=open_policy):
+        with mindvec.steer(model, pb, scale=3.0, rows=[1], policy=open_policy):
+            batch = _run(model, "llama", ids).logits
+    with mindvec.steer(model, pa, policy=open_policy):
+        alone_a = _run(model, "llama", ids[0:1]).logits
+    with mindvec.steer(model, pb, scale=3.0, policy=open_policy):
+        alone_b = _run(model, "llama", ids[1:2]).logits
+    plain = _run(model, "llama", ids[2:3]).logits
+    torch.testing.assert_close(batch[0:1], alone_a, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(batch[1:2], alone_b, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(batch[2:3], plain, rtol=1e-5, atol=1e-5)
+    assert (alone_a - _run(model, "llama", ids[0:1]).logits).abs().max() > 1e-2  # a really steers
+    assert _no_hooks(model)
+
+
+def test_rows_follow_generate_expansion_and_can_change(tmp_path: Path) -> None:
+    """num_return_sequences repeats each input row; the mask is repeated with it."""
+    model = tiny_models.build("llama")
+    path = tiny_models.vector_package(tmp_path / "v.mindvec", model, layers=(1,), scale=4.0)
+    ids = tiny_models.input_ids(2, 5)
+    kw: dict[str, Any] = {"max_new_tokens": 3, "do_sample": False, "pad_token_id": 0}
+    kw |= {"num_beams": 2, "num_return_sequences": 2, "output_logits": True, "return_dict_in_generate": True}
+    with torch.no_grad():
+        with mindvec.steer(model, path, rows=[False, True], policy=Policy(allow_unsigned=True)) as handle:
+            both = model.generate(ids, attention_mask=torch.ones_like(ids), **kw)
+            assert handle.rows == (False, True)
+            handle.rows = [True, False]
+            swapped = model.generate(ids, attention_mask=torch.ones_like(ids), **kw)
+        plain0 = model.generate(ids[0:1], attention_mask=torch.ones_like(ids[0:1]), **kw)
+        with mindvec.steer(model, path, policy=Policy(allow_unsigned=True)):
+            steered1 = model.generate(ids[1:2], attention_mask=torch.ones_like(ids[1:2]), **kw)
+            steered0 = model.generate(ids[0:1], attention_mask=torch.ones_like(ids[0:1]), **kw)
+    first = torch.stack(both.logits)  # [steps, 2 rows x 2 beams, vocab]
+    torch.testing.assert_close(first[:, 0:2], torch.stack(plain0.logits), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(first[:, 2:4], torch.stack(steered1.logits), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(
+        torch.stack(swapped.logits)[:, 0:2], torch.stack(steered0.logits), rtol=1e-4, atol=1e-4
+    )
+    with pytest.raises(UsageError, match="rows="):
+        mindvec.steer(model, path, rows=[], policy=Policy(allow_unsigned=True))

@@ -229,15 +229,67 @@ class ContextRecorder:
         self._call = None
 
 
+class Rows:
+    """Which rows of a batch an operation acts on: a mask over the input batch.
+
+    When ``generate`` expands each input row into k rows (beam search, ``num_return_sequences``,
+    which repeat each row k times in place), the mask is repeated the same way, so a row's
+    beams or samples are steered as the row is. Built on the host once; on the device a
+    ``torch.where``, no host sync.
+    """
+
+    def __init__(self, rows: Any) -> None:
+        values = list(rows)
+        if not values:
+            raise UsageError(
+                "argument", "rows= names no row; pass a mask such as [True, False] or indices [0, 2]"
+            )
+        if all(isinstance(v, bool) for v in values):
+            self.mask = tuple(values)
+        elif all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
+            size = max(values) + 1
+            self.mask = tuple(i in set(values) for i in range(size))
+            self.indices_only = True
+        else:
+            raise UsageError("argument", "rows= takes booleans (a mask over the batch) or row indices >= 0")
+        self._cache: dict[Any, Any] = {}
+
+    indices_only = False
+
+    def select(self, batch: int, device: Any) -> Any:
+        """Bool tensor [batch, 1, 1]: True for the rows to steer."""
+        key = (batch, device)
+        if key not in self._cache:
+            import torch
+
+            n = len(self.mask)
+            if batch % n == 0 and not (self.indices_only and batch != n):
+                mask = [m for m in self.mask for _ in range(batch // n)]
+            elif self.indices_only and batch > n:
+                mask = list(self.mask) + [False] * (batch - n)
+            else:
+                raise UsageError(
+                    "argument",
+                    f"rows= covers {n} rows but the batch has {batch}; give a mask of the input batch "
+                    "(it is repeated for beams and num_return_sequences)",
+                )
+            self._cache[key] = torch.tensor(mask, dtype=torch.bool, device=device).view(batch, 1, 1)
+        return self._cache[key]
+
+
 class Operation:
     """One vector acting at one site; ``scale`` can change while installed."""
 
-    def __init__(self, kind: str, vector: Any, scale: float, positions: Positions, *, like: Any) -> None:
-        """``vector``: float32 tensor [hidden]; ``like``: a tensor giving dtype and device."""
+    def __init__(
+        self, kind: str, vector: Any, scale: float, positions: Positions, *, like: Any, rows: Any = None
+    ) -> None:
+        """``vector``: float32 tensor [hidden]; ``like``: a tensor giving dtype and device;
+        ``rows``: a :class:`Rows` (only those rows of a batch), or None for every row."""
         if kind not in OPERATIONS:
             raise UsageError("argument", f"unknown operation {kind!r}; use one of {OPERATIONS}")
         self.kind = kind
         self.positions = check_positions(positions)
+        self.rows: Rows | None = rows
         v32 = vector.detach().to(device=like.device, dtype=vector.dtype).float()
         self.vector32 = v32
         self.unit32 = v32 / v32.norm()
@@ -284,6 +336,13 @@ class Operation:
             else:
                 out = (h32 + (self._scale - coef).unsqueeze(-1) * self.unit32).to(h.dtype)
         return out if sel is None else torch.where(sel, out, h)
+
+
+def _with_rows(sel: Any, rows: Rows | None, h: Any) -> Any:
+    if rows is None:
+        return sel
+    picked = rows.select(int(h.shape[0]), h.device)
+    return picked if sel is None else sel & picked
 
 
 class SiteOps:
@@ -347,9 +406,14 @@ class SiteOps:
             o = ops[i]
             j = i + 1
             if o.kind == "add":
-                while j < len(ops) and ops[j].kind == "add" and ops[j].positions == o.positions:
+                while (
+                    j < len(ops)
+                    and ops[j].kind == "add"
+                    and ops[j].positions == o.positions
+                    and ops[j].rows is o.rows
+                ):
                     j += 1
-            sel = self._selection(o.positions, h)
+            sel = _with_rows(self._selection(o.positions, h), o.rows, h)
             if j - i > 1:
                 for member in ops[i:j]:
                     member.follow(h)

@@ -23,7 +23,7 @@ import numpy as np
 
 from mindvec.errors import InvalidError, UsageError
 from mindvec.loader.binding import check_binding, text_config
-from mindvec.loader.hooks import ContextRecorder, Operation, Positions, SiteOps, check_positions
+from mindvec.loader.hooks import ContextRecorder, Operation, Positions, Rows, SiteOps, check_positions
 from mindvec.loader.sites import HookPoint, SiteHandle, attach, resolve
 from mindvec.loader.stacks import check_stack, find_stacks
 from mindvec.manifest import VectorSite, VectorSpec
@@ -161,6 +161,18 @@ class SteeringHandle:
         for e in self._entries:
             e.op.scale = value * e.weight
 
+    @property
+    def rows(self) -> tuple[bool, ...] | None:
+        """The row mask this handle steers (None: every row)."""
+        rows = self._entries[0].op.rows if self._entries else None
+        return None if rows is None else rows.mask
+
+    @rows.setter
+    def rows(self, value: Sequence[bool] | Sequence[int] | None) -> None:
+        chosen = None if value is None else Rows(value)
+        for e in self._entries:
+            e.op.rows = chosen
+
     def remove(self) -> None:
         """Remove this handle's operations; hooks with no operation left are removed."""
         for e in self._entries:
@@ -287,6 +299,7 @@ def steer(
     via: PackageSource | None = None,
     strict: bool = True,
     policy: Policy | None = None,
+    rows: Sequence[bool] | Sequence[int] | None = None,
     **legacy: Any,
 ) -> SteeringHandle:
     """Steer ``model`` with a package's vector(s); returns a removable handle.
@@ -300,6 +313,10 @@ def steer(
     - ``via``: a mapping package; the vector is translated (``W v``) into this model with
       the recommended scale of :mod:`mindvec.translation`.
     - ``strict=False`` turns a model-mismatch into a warning.
+    - ``rows``: steer only these rows of each batch, a mask over the input batch
+      (``[True, False, True]``, repeated for beams and ``num_return_sequences``) or row
+      indices (``[0, 2]``); other handles may steer the other rows with other packages, and
+      rows no handle names run unsteered. Settable later: ``handle.rows = [...]``.
     - ``policy``: the :class:`~mindvec.policy.Policy` both packages must pass (default: signed
       by a key in the default trust store). The 0.1 keywords ``trust``, ``allow_unsigned``
       and ``allow_untrusted`` still work, with a DeprecationWarning.
@@ -330,11 +347,16 @@ def steer(
         check_stack(model, stacks.get(plan.site.stack), int(plan.values.shape[0]))
     import torch
 
+    chosen_rows = None if rows is None else Rows(rows)
     ops = []
     for plan, point in zip(plans, points, strict=True):
         s = (float(scale) if scale is not None else plan.scale) * plan.weight
         pos = positions if positions is not None else plan.positions
-        ops.append(Operation(plan.operation, torch.from_numpy(plan.values), s, pos, like=_like(point)))
+        ops.append(
+            Operation(
+                plan.operation, torch.from_numpy(plan.values), s, pos, like=_like(point), rows=chosen_rows
+            )
+        )
     steerer = _steerer(model)
     entries = []
     for plan, point, op in zip(plans, points, ops, strict=True):
