@@ -23,7 +23,8 @@ import numpy as np
 
 from mindvec.errors import InvalidError, UsageError
 from mindvec.loader.binding import check_binding, text_config
-from mindvec.loader.hooks import ContextRecorder, Operation, Positions, Rows, SiteOps, check_positions
+from mindvec.loader.hooks import ContextRecorder, Operation, Positions, SiteOps, check_positions
+from mindvec.loader.rows import Rows
 from mindvec.loader.sites import HookPoint, SiteHandle, attach, resolve
 from mindvec.loader.stacks import check_stack, find_stacks
 from mindvec.manifest import VectorSite, VectorSpec
