@@ -13,12 +13,10 @@ and again, the KV cache cropped back after each), interleaved the same way, and 
 the median and interquartile range of the paired ratios. Finally it times mindvec's own
 per-call hook work in isolation.
 
-repeng and steering-vectors are not project dependencies: pass ``--deps DIR`` (default
-a temp folder) and, if they are missing, the script runs
-``pip install --no-deps --target DIR repeng steering-vectors``. Both import scikit-learn
-at module import for their extraction code, which the benchmark does not use; when
-scikit-learn is absent, an inert stub module stands in for it. repeng 0.4.0 also uses
-``np.float_`` (removed in NumPy 2), which the script aliases to ``np.float64``.
+repeng and steering-vectors are not project dependencies: they come from the folder that
+``scripts/install.sh`` fills (``pip install --no-deps``), through ``tests/third_party.py``,
+which installs them there on first use and adds the two smallest shims (an inert
+``sklearn``, ``np.float_``).
 
 A last comparison runs the same single cached decode step under ``torch.compile``: the
 unsteered model and a steered twin (a deep copy with mindvec's hooks installed before it is
@@ -37,15 +35,11 @@ Run: ``python benchmarks/bench_steer.py [--rounds 9] [--tokens 32] [--steps 60] 
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.machinery
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import types
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -55,59 +49,20 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 LAYER = 12
 
 
-def _sklearn_stub() -> None:
-    try:
-        importlib.import_module("sklearn")
-        return
-    except ImportError:
-        pass
+def _third_party() -> dict[str, Any]:
+    """repeng and steering_vectors, the real libraries, through the interop tests' loader
+    (installed with --no-deps into their own folder, with the two smallest shims)."""
+    root = str(Path(__file__).resolve().parents[1])
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from tests import third_party
 
-    class _Unavailable:
-        def __init__(self, *_: Any, **__: Any) -> None:
-            raise RuntimeError("scikit-learn is stubbed out in this benchmark")
-
-    root = types.ModuleType("sklearn")
-    root.__spec__ = importlib.machinery.ModuleSpec("sklearn", None, is_package=True)
-    for sub, names in {
-        "decomposition": ["PCA"],
-        "linear_model": ["LinearRegression", "LogisticRegression"],
-    }.items():
-        mod = types.ModuleType(f"sklearn.{sub}")
-        mod.__spec__ = importlib.machinery.ModuleSpec(f"sklearn.{sub}", None)
-        for name in names:
-            setattr(mod, name, _Unavailable)
-        setattr(root, sub, mod)
-        sys.modules[f"sklearn.{sub}"] = mod
-    sys.modules["sklearn"] = root
-
-
-def _third_party(deps: Path) -> dict[str, Any]:
-    """Import repeng and steering_vectors from ``deps`` (installing there if needed)."""
     found: dict[str, Any] = {}
-    sys.path.insert(0, str(deps))
-    _sklearn_stub()
-    import numpy as np
-
-    if not hasattr(np, "float_"):  # repeng 0.4.0 annotates with np.float_, removed in NumPy 2
-        np.float_ = np.float64  # type: ignore[attr-defined]
-    for module, dist in (("repeng", "repeng"), ("steering_vectors", "steering-vectors")):
+    for module in ("repeng", "steering_vectors"):
         try:
-            found[module] = importlib.import_module(module)
-            continue
-        except ImportError:
-            pass
-        except Exception as exc:  # noqa: BLE001 - report any import failure of third-party code
-            print(f"# {dist}: does not import ({type(exc).__name__}: {exc}); skipped")
-            continue
-        cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(deps), dist]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            print(f"# {dist}: cannot be installed ({proc.stderr.strip().splitlines()[-1:]}); skipped")
-            continue
-        try:
-            found[module] = importlib.import_module(module)
-        except Exception as exc:  # noqa: BLE001 - report any import failure of third-party code
-            print(f"# {dist}: installed but does not import ({type(exc).__name__}: {exc}); skipped")
+            found[module] = third_party.load(module)
+        except Exception as exc:  # noqa: BLE001 - report any install or import failure of third-party code
+            print(f"# {module}: not available ({type(exc).__name__}: {exc}); skipped")
     return found
 
 
@@ -316,7 +271,6 @@ def main() -> None:
         help="torch threads (1 is far steadier on a shared machine; 0 = default)",
     )
     parser.add_argument("--steps", type=int, default=60, help="rounds of the single decode-step comparison")
-    parser.add_argument("--deps", type=Path, default=Path(tempfile.gettempdir()) / "mindvec-bench-deps")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16"))
     parser.add_argument(
@@ -329,7 +283,7 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    third = _third_party(args.deps) if args.device == "cpu" else {}
+    third = _third_party() if args.device == "cpu" else {}
     model, tok = _load(args.model, args.device, args.dtype)
     vector = torch.randn(model.config.hidden_size, generator=torch.Generator().manual_seed(0)) * 2.0
     path = _package(model, vector, Path(tempfile.mkdtemp()) / "bench.mindvec")

@@ -61,6 +61,19 @@ class Suite:
             command["now"] = now
             if threshold is not None:
                 command["threshold"] = threshold
+        self._finish(folder, case_id, topics, description, flags, command, expected)
+
+    def _finish(
+        self,
+        folder: Path,
+        case_id: str,
+        topics: Sequence[str],
+        description: str,
+        flags: Sequence[str],
+        command: dict[str, Any],
+        expected: dict[str, Any],
+    ) -> None:
+        """Write the case.json of a case whose files are in ``folder``."""
         meta = {
             "id": case_id,
             "requirements": requirement_ids(topics),
@@ -142,18 +155,7 @@ class Suite:
         if state is not None:
             (folder / "state.json").write_text(state, encoding="utf-8")
             command["state"] = "state.json"
-        meta = {
-            "id": case_id,
-            "requirements": requirement_ids(topics),
-            "description": description,
-            "flags": sorted(set(flags)),
-            "command": command,
-            "expected": expected,
-        }
-        (folder / "case.json").write_text(
-            json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
-        self.count += 1
+        self._finish(folder, case_id, topics, description, flags, command, expected)
 
     def trust_parses(
         self,

@@ -88,17 +88,12 @@ def test_layer_out_of_range_is_site_error() -> None:
 
 
 def _llama(hidden: int, layers: int = 3) -> Any:
+    """A tiny Llama with the vocabulary of ``tiny_models.input_ids`` (fit_helpers' has 38 words)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    cfg = LlamaConfig(
-        hidden_size=hidden,
-        intermediate_size=2 * hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=128,
-    )
+    shape = {"hidden_size": hidden, "intermediate_size": 2 * hidden, "num_hidden_layers": layers}
+    cfg = LlamaConfig(**shape, num_attention_heads=4, num_key_value_heads=2, vocab_size=tiny_models.VOCAB)
     return LlamaForCausalLM(cfg).eval()
 
 
