@@ -94,7 +94,7 @@ def register(subparsers: Any) -> None:
 
 
 def run_extract(args: argparse.Namespace) -> int:
-    from mindvec.fit.distributed import close, init
+    from mindvec.fit.distributed import joined
     from mindvec.fit.vectors import read_lines, read_pairs_jsonl
 
     signers = signers_from_args(args)  # a bad key fails before any model is loaded
@@ -106,11 +106,8 @@ def run_extract(args: argparse.Namespace) -> int:
             raise UsageError("argument", "--positive needs --negative (a file of negative texts)")
         pos, neg = read_lines(args.positive), read_lines(args.negative)
         data_name = f"{Path(args.positive).name}+{Path(args.negative).name}"
-    world = init(resolve_device(args.device))
-    try:
+    with joined(resolve_device(args.device)) as world:
         return _extract(args, world, signers, pos, neg, data_name)
-    finally:
-        close(world)
 
 
 def _extract(

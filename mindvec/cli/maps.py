@@ -78,13 +78,10 @@ def _merge_shards(paths: list[str]) -> tuple[Any, dict[str, Any]]:
 
 
 def run_fit(args: argparse.Namespace) -> int:
-    from mindvec.fit.distributed import close, init
+    from mindvec.fit.distributed import joined
 
-    world = init(resolve_device(args.device))
-    try:
+    with joined(resolve_device(args.device)) as world:
         return _fit(args, world)
-    finally:
-        close(world)
 
 
 def _fit(args: argparse.Namespace, world: Any) -> int:
@@ -178,13 +175,10 @@ def _fit(args: argparse.Namespace, world: Any) -> int:
 
 
 def run_correspond(args: argparse.Namespace) -> int:
-    from mindvec.fit.distributed import close, init
+    from mindvec.fit.distributed import joined
 
-    world = init(resolve_device(args.device))
-    try:
+    with joined(resolve_device(args.device)) as world:
         return _correspond(args, world)
-    finally:
-        close(world)
 
 
 def _correspond(args: argparse.Namespace, world: Any) -> int:

@@ -15,7 +15,9 @@ equals the single-process one up to float summation order.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,6 +74,16 @@ def init(device: str = "cpu") -> World:
         except (RuntimeError, ValueError) as exc:
             raise UsageError("argument", f"cannot join the torchrun job ({backend}): {exc}") from exc
     return World(dist.get_rank(), dist.get_world_size(), dist.get_backend())
+
+
+@contextlib.contextmanager
+def joined(device: str = "cpu") -> Iterator[World]:
+    """The job's :class:`World` for the length of a command (:func:`init`, then :func:`close`)."""
+    world = init(device)
+    try:
+        yield world
+    finally:
+        close(world)
 
 
 def close(world: World) -> None:

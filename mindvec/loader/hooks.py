@@ -139,6 +139,7 @@ class ContextRecorder:
         self.encoder = encoder
         self.current: StepContext | None = None
         self._call: tuple[Any, dict[str, Any]] | None = None
+        self._masks: dict[Any, Any] = {}
         self.calls = 0  # forward calls seen: a site hook that fires twice in one call is in a loop
         self._prompt_ids: Any = None
         self._prompt_len = 0
@@ -172,6 +173,19 @@ class ContextRecorder:
             return None
         return mask[:, mask.shape[1] - int(hidden.shape[1]) :]
 
+    def all_selection(self, hidden: Any) -> Any:
+        """``real_mask`` as a bool [batch, seq, 1] tensor on ``hidden``'s device, cast once per call
+        and device (not once per site), or None when every position is real or unknown."""
+        if self._call is None:
+            return None
+        key = (int(hidden.shape[0]), int(hidden.shape[1]), hidden.device)
+        if key not in self._masks:
+            real = self.real_mask(hidden)
+            self._masks[key] = (
+                None if real is None else real.to(device=hidden.device, dtype=bool).unsqueeze(-1)
+            )
+        return self._masks[key]
+
     def context(self, hidden: Any) -> StepContext:
         """The context of the running call, or a fresh-prompt context when none is recorded."""
         if self.current is None and self._call is not None:
@@ -196,6 +210,7 @@ class ContextRecorder:
     def _pre(self, _module: Any, args: Any, kwargs: dict[str, Any]) -> None:
         self.current = None
         self._call = (args, kwargs)
+        self._masks = {}
         self.calls += 1
 
     def _record(self, args: Any, kwargs: dict[str, Any]) -> None:
@@ -346,8 +361,7 @@ class SiteOps:
 
     def _selection(self, positions: Positions, h: Any) -> Any:
         if positions == "all":
-            real = self.recorder.real_mask(h)
-            return None if real is None else real.to(device=h.device, dtype=bool).unsqueeze(-1)
+            return self.recorder.all_selection(h)
         return self.recorder.context(h).selection(positions, h)
 
     def __call__(self, h: Any) -> Any:
