@@ -1,0 +1,145 @@
+"""Every causal-LM type of the installed transformers: steered exactly, or refused with a typed error.
+
+Each type is built tiny from its default configuration with generic size overrides (64 wide,
+2 layers, 128 tokens). A type that then has more than 30M parameters, fails to build, or whose
+plain forward pass fails is *not buildable* here, with the reason. For the others, a vector at
+the middle block's ``resid_post`` must either (a) shift that block's output by exactly the
+vector at every position, leave the blocks before it unchanged, and be removed bit for bit, or
+(b) be refused with a :class:`~mindvec.errors.MindvecError` whose message says why. Exact is a
+relative 1e-5 in fp32; where the residual stream dwarfs the vector (CPM-Ant's is about 7,000
+times its norm), fp32 rounding of ``h + v - h`` exceeds that, so such a type is checked again in
+float64, where the shift must be exact to 1e-9.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import mindvec  # noqa: E402
+from mindvec.errors import MindvecError  # noqa: E402
+from mindvec.loader.sites import attach  # noqa: E402
+from mindvec.loader.stacks import find_stacks  # noqa: E402
+from mindvec.policy import Policy  # noqa: E402
+from tests import tiny_models  # noqa: E402
+
+SMALL = {
+    "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+    "num_key_value_heads": 2, "vocab_size": 128, "max_position_embeddings": 128, "head_dim": 16,
+    "n_embd": 64, "n_layer": 2, "n_head": 4, "d_model": 64, "num_layers": 2, "ffn_dim": 128,
+    "n_positions": 128, "num_experts": 4, "num_local_experts": 4, "num_experts_per_tok": 2,
+    "moe_intermediate_size": 64, "shared_expert_intermediate_size": 64, "pad_token_id": 0,
+    "bos_token_id": 1, "eos_token_id": 2,
+}  # fmt: skip
+MAX_PARAMS = 30_000_000
+
+
+def _tiny(model_type: str) -> tuple[Any, str]:
+    """(model, "") or (None, why it cannot be built tiny here)."""
+    from transformers import AutoModelForCausalLM
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    try:
+        cfg = CONFIG_MAPPING[model_type]()
+        text = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+        for key, value in SMALL.items():
+            if hasattr(text, key):
+                try:
+                    setattr(text, key, value)
+                except (AttributeError, TypeError, ValueError):
+                    pass
+        with torch.device("meta"):
+            probe = AutoModelForCausalLM.from_config(cfg)
+        size = sum(p.numel() for p in probe.parameters())
+        if size > MAX_PARAMS:
+            return None, f"{size / 1e6:.0f}M parameters with the generic overrides"
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_config(cfg).eval()
+        with torch.no_grad():
+            model(_ids())
+    except Exception as exc:  # noqa: BLE001 - any failure to build is a reason to list, not a steering bug
+        return None, f"{type(exc).__name__}: {str(exc)[:100]}"
+    return model, ""
+
+
+def _ids() -> Any:
+    return torch.randint(3, 100, (1, 6), generator=torch.Generator().manual_seed(0))
+
+
+def _outcome(model: Any, tmp_path: Path, model_type: str) -> tuple[str, float]:
+    """("exact", error) or ("refused", 0) or ("inexact", error)."""
+    layer = len(find_stacks(model).decoder) // 2
+    path = tiny_models.vector_package(tmp_path / f"{model_type}.mindvec", model, layers=(layer,), scale=1.0)
+    with mindvec.open(path) as pkg:
+        vector = torch.from_numpy(np.array(pkg.tensor(pkg.vector().sites[0].tensor)))
+
+    def run(dtype: Any) -> float:
+        model.to(dtype)
+        seen: list[Any] = []
+        before: list[Any] = []
+        capture = attach(
+            model, ("decoder", layer, "resid_post"), lambda t: seen.append(t.detach().clone()), prepend=False
+        )
+        earlier = attach(
+            model, ("decoder", 0, "resid_pre"), lambda t: before.append(t.detach().clone()), prepend=False
+        )
+        try:
+            with torch.no_grad():
+                plain = model(_ids()).logits
+                with mindvec.steer(model, path, policy=Policy(allow_unsigned=True)):
+                    model(_ids())
+                again = model(_ids()).logits
+        finally:
+            capture.remove()
+            earlier.remove()
+        assert torch.equal(before[0], before[1]), f"{model_type}: the input of block 0 changed"
+        assert torch.equal(plain, again), f"{model_type}: remove() did not restore the model bit for bit"
+        shift = seen[1] - seen[0]
+        v = vector.to(dtype)
+        return float((shift - v).norm() / (v.norm() * shift.shape[-2] ** 0.5))
+
+    error = run(torch.float32)
+    if error > 1e-5:
+        error64 = run(torch.float64)
+        return ("exact", error64) if error64 < 1e-9 else ("inexact", error)
+    return "exact", error
+
+
+def test_every_causal_lm_is_exact_or_refused(tmp_path: Path) -> None:
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    exact, refused, unbuildable, wrong = [], {}, {}, {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for model_type in sorted(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES):
+            model, why = _tiny(model_type)
+            if model is None:
+                unbuildable[model_type] = why
+                continue
+            try:
+                outcome, error = _outcome(model, tmp_path, model_type)
+            except MindvecError as exc:
+                assert exc.message.strip(), model_type
+                refused[model_type] = f"{exc.code}: {exc.message[:80]}"
+                continue
+            except Exception as exc:  # noqa: BLE001 - a crash from inside the model is what this test forbids
+                wrong[model_type] = f"crashed: {type(exc).__name__}: {str(exc)[:120]}"
+                continue
+            if outcome == "exact":
+                exact.append(model_type)
+            else:
+                wrong[model_type] = f"shift off by {error:.1e} relative"
+    counts = f"{len(exact)} exact, {len(refused)} refused, {len(unbuildable)} not buildable tiny"
+    print(f"\n{counts}, {len(wrong)} wrong")
+    for model_type, why in sorted(refused.items()):
+        print(f"  refused  {model_type}: {why}")
+    for model_type, why in sorted(unbuildable.items()):
+        print(f"  not built {model_type}: {why}")
+    assert wrong == {}, wrong
+    assert len(exact) >= 100  # the sweep really ran
