@@ -40,9 +40,8 @@ SMALL = {
 MAX_PARAMS = 30_000_000
 
 
-def _tiny(model_type: str) -> tuple[Any, str]:
+def _tiny(model_type: str, auto: Any) -> tuple[Any, str]:
     """(model, "") or (None, why it cannot be built tiny here)."""
-    from transformers import AutoModelForCausalLM
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
     try:
@@ -55,12 +54,12 @@ def _tiny(model_type: str) -> tuple[Any, str]:
                 except (AttributeError, TypeError, ValueError):
                     pass
         with torch.device("meta"):
-            probe = AutoModelForCausalLM.from_config(cfg)
+            probe = auto.from_config(cfg)
         size = sum(p.numel() for p in probe.parameters())
         if size > MAX_PARAMS:
             return None, f"{size / 1e6:.0f}M parameters with the generic overrides"
         torch.manual_seed(0)
-        model = AutoModelForCausalLM.from_config(cfg).eval()
+        model = auto.from_config(cfg).eval()
         with torch.no_grad():
             model(_ids())
     except Exception as exc:  # noqa: BLE001 - any failure to build is a reason to list, not a steering bug
@@ -111,14 +110,25 @@ def _outcome(model: Any, tmp_path: Path, model_type: str) -> tuple[str, float]:
     return "exact", error
 
 
-def test_every_causal_lm_is_exact_or_refused(tmp_path: Path) -> None:
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+@pytest.mark.parametrize("kind", ["causal-lm", "image-text-to-text"])
+def test_every_language_model_is_exact_or_refused(tmp_path: Path, kind: str) -> None:
+    """Both auto classes: causal LMs, and multimodal models steered in their language model."""
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
+    from transformers.models.auto import modeling_auto
 
+    auto, names, least = {
+        "causal-lm": (AutoModelForCausalLM, modeling_auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, 100),
+        "image-text-to-text": (
+            AutoModelForImageTextToText,
+            modeling_auto.MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES,
+            3,
+        ),
+    }[kind]
     exact, refused, unbuildable, wrong = [], {}, {}, {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for model_type in sorted(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES):
-            model, why = _tiny(model_type)
+        for model_type in sorted(names):
+            model, why = _tiny(model_type, auto)
             if model is None:
                 unbuildable[model_type] = why
                 continue
@@ -136,10 +146,12 @@ def test_every_causal_lm_is_exact_or_refused(tmp_path: Path) -> None:
             else:
                 wrong[model_type] = f"shift off by {error:.1e} relative"
     counts = f"{len(exact)} exact, {len(refused)} refused, {len(unbuildable)} not buildable tiny"
-    print(f"\n{counts}, {len(wrong)} wrong")
+    print(
+        f"\n{kind}: {counts}, {len(wrong)} wrong; exact: {', '.join(exact) if kind != 'causal-lm' else '...'}"
+    )
     for model_type, why in sorted(refused.items()):
         print(f"  refused  {model_type}: {why}")
     for model_type, why in sorted(unbuildable.items()):
         print(f"  not built {model_type}: {why}")
     assert wrong == {}, wrong
-    assert len(exact) >= 100  # the sweep really ran
+    assert len(exact) >= least  # the sweep really ran
