@@ -100,7 +100,7 @@ def plan(
 
 
 def _read_side(
-    model: torch.nn.Module, keys: list[Site], items: list[PairedText], side: str, mode: str
+    model: torch.nn.Module, keys: list[Site], items: list[PairedText], side: str
 ) -> tuple[dict[Site, torch.Tensor], npt.NDArray[np.int64]]:
     encs = [p.a if side == "a" else p.b for p in items]
     positions = [p.positions_a if side == "a" else p.positions_b for p in items]
@@ -149,11 +149,11 @@ def iter_paired(
     bar = progress_bar(len(mine), "paired batches", progress and world.main)
     try:
         for number, items in mine:
-            x, slot = _read_side(model_a, ka, items, "a", mode)
-            y, _ = _read_side(model_b, kb, items, "b", mode)
+            x, slot = _read_side(model_a, ka, items, "a")
+            y, _ = _read_side(model_b, kb, items, "b")
             docs = np.array([p.index for p in items], dtype=np.int64)
-            pos = np.concatenate([np.asarray(p.positions_a, dtype=np.int64) for p in items])
             if mode == "aligned":
+                pos = np.concatenate([np.asarray(p.positions_a, dtype=np.int64) for p in items])
                 keep = ordinary_rows([*x.values(), *y.values()], slot, outlier_factor)
                 xs = {k: v[torch.from_numpy(keep).to(v.device)] for k, v in x.items()}
                 ys = {k: v[torch.from_numpy(keep).to(v.device)] for k, v in y.items()}

@@ -26,7 +26,8 @@ class Rows:
             self.mask = tuple(values)
         elif all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
             size = max(values) + 1
-            self.mask = tuple(i in set(values) for i in range(size))
+            chosen = set(values)
+            self.mask = tuple(i in chosen for i in range(size))
             self.indices_only = True
         else:
             raise UsageError("argument", "rows= takes booleans (a mask over the batch) or row indices >= 0")
