@@ -1,6 +1,6 @@
 """The stable error codes of mindvec 1.0 and their classes (stdlib only).
 
-This is a copy of the table in ``spec/mindvec-1.0.md`` (and ``mindvec/errors.py``) so that
+This is a copy of the table in ``spec/mindvec-1.1.md`` (and ``mindvec/errors.py``) so that
 the runner needs nothing but the Python standard library. ``tests/test_conformance.py``
 checks that the two tables agree.
 """
@@ -57,6 +57,7 @@ CODES: dict[str, str] = {
     "trust-store": USAGE,
     "architecture": USAGE,
     "device": USAGE,
+    "foreign-file": USAGE,
     "hub": USAGE,
 }
 

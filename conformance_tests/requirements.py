@@ -95,6 +95,9 @@ TOPICS: dict[str, tuple[str, ...]] = {
     # 12 versions and extensions
     "major-reject": ("R-2",),
     "minor-additive": ("R-80",),
+    "format-1-1": ("R-93",),
+    "statistics": ("R-95",),
+    "imported": ("R-96",),
     "ext-ignore": ("R-81",),
 }
 

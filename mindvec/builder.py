@@ -157,8 +157,12 @@ class PackageBuilder:
         metrics: Mapping[str, Any],
         target_calibration: Mapping[str, Any],
         scale: float | None = None,
+        shrinkage: Mapping[str, Any] | None = None,
     ) -> PackageBuilder:
-        """Add a mapping; ``tensors`` maps roles (weight, bias, source_mean, ...) to arrays."""
+        """Add a mapping; ``tensors`` maps roles (weight, bias, source_mean, ...) to arrays.
+
+        ``shrinkage`` (with a ``source_covariance`` tensor) lets a translation undo a ridge's
+        shrinkage (:mod:`mindvec.calibration`); it makes the package format 1.1."""
         names = {role: self._add_tensor(f"mapping/{name}/{role}", value) for role, value in tensors.items()}
         mapping: dict[str, Any] = {
             "name": name,
@@ -172,6 +176,8 @@ class PackageBuilder:
         }
         if scale is not None:
             mapping["scale"] = float(scale)
+        if shrinkage is not None:
+            mapping["shrinkage"] = dict(shrinkage)
         self._mappings.append(mapping)
         return self
 
@@ -201,7 +207,9 @@ class PackageBuilder:
         parents: Iterable[Mapping[str, Any]] = (),
         seed: int | None = None,
         hyperparameters: Mapping[str, Any] | None = None,
+        imported: Mapping[str, Any] | None = None,
     ) -> PackageBuilder:
+        """``imported`` (format 1.1): the file an imported vector was read from."""
         provenance: dict[str, Any] = {
             "creator": creator,
             "created": created if created is not None else _now_utc(),
@@ -216,6 +224,8 @@ class PackageBuilder:
             provenance["seed"] = seed
         if hyperparameters is not None:
             provenance["hyperparameters"] = dict(hyperparameters)
+        if imported is not None:
+            provenance["imported"] = dict(imported)
         self._provenance = provenance
         return self
 

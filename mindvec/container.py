@@ -180,11 +180,13 @@ def encode_trailer(sig_len: int) -> bytes:
     return _TRAILER.pack(sig_len, TRAILER_MAGIC)
 
 
-def container_chunks(manifest_bytes: bytes, payload: bytes, signature_block: bytes) -> list[bytes]:
+def container_chunks(
+    manifest_bytes: bytes, payload: bytes, signature_block: bytes, version: tuple[int, int] = FORMAT_VERSION
+) -> list[bytes]:
     """The byte pieces of a whole file, in order (the writer concatenates or streams them)."""
     pad = align64(PREAMBLE_SIZE + len(manifest_bytes)) - PREAMBLE_SIZE - len(manifest_bytes)
     return [
-        encode_preamble(len(manifest_bytes), len(payload)),
+        encode_preamble(len(manifest_bytes), len(payload), version),
         manifest_bytes,
         b"\x00" * pad,
         payload,

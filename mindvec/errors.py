@@ -67,6 +67,10 @@ CODES: dict[str, tuple[ErrorClass, str]] = {
     "architecture": (ErrorClass.USAGE, "the model's block stacks or sublayers cannot be found"),
     "hub": (ErrorClass.USAGE, "the Hub request failed"),
     "device": (ErrorClass.USAGE, "the device cannot run this: no such device, out of memory, or overflow"),
+    "foreign-file": (
+        ErrorClass.USAGE,
+        "another tool's file (control vector GGUF, JSON, safetensors) is malformed",
+    ),
 }
 
 

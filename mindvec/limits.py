@@ -8,7 +8,7 @@ belong to one algorithm only (Argon2id limits, the PAE prefix) stay with that al
 from __future__ import annotations
 
 #: the version this implementation writes, and the highest minor it fully understands
-FORMAT_VERSION = (1, 0)
+FORMAT_VERSION = (1, 1)
 
 # ---- container
 MAGIC = b"\x89MVEC\r\n\n"

@@ -15,12 +15,14 @@ read-only typed views for the loader, fit and CLI; sites are :class:`mindvec.sit
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from mindvec.errors import InvalidError, MalformedError
+from mindvec.features import check_declared
 from mindvec.limits import FORMAT_VERSION
 from mindvec.schema import validate_schema
 from mindvec.site import Site
@@ -58,6 +60,8 @@ FORMS: dict[str, tuple[frozenset[str], ...]] = {
         frozenset({"u", "v", "source_mean", "target_mean"}),
     ),
 }
+#: tensor roles any form may add (1.1): statistics of the fit, not part of the map's equation
+STATISTICS_ROLES = frozenset({"source_covariance"})
 #: forms that may carry a separate scalar ``scale``
 SCALED_FORMS = frozenset({"orthogonal"})
 
@@ -161,6 +165,7 @@ class MappingSpec:
     metrics: dict[str, Any]
     target_calibration: dict[str, Any]
     scale: float | None = None
+    shrinkage: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -175,6 +180,7 @@ class MappingSpec:
             "metrics",
             "target_calibration",
             "scale",
+            "shrinkage",
         }
         return cls(
             name=data["name"],
@@ -188,6 +194,7 @@ class MappingSpec:
             metrics=dict(data["metrics"]),
             target_calibration=dict(data["target_calibration"]),
             scale=data.get("scale"),
+            shrinkage=dict(data["shrinkage"]) if "shrinkage" in data else None,
             extra={k: v for k, v in data.items() if k not in known},
         )
 
@@ -303,7 +310,7 @@ def _check_sites(manifest: Mapping[str, Any]) -> None:
 
 def _check_forms(manifest: Mapping[str, Any]) -> None:
     for i, mapping in enumerate(manifest.get("mappings", [])):
-        roles = frozenset(mapping["tensors"])
+        roles = frozenset(mapping["tensors"]) - STATISTICS_ROLES
         form = mapping["form"]
         if roles not in FORMS[form]:
             allowed = " or ".join("{" + ", ".join(sorted(s)) + "}" for s in FORMS[form])
@@ -356,6 +363,7 @@ def _check_created(manifest: Mapping[str, Any]) -> None:
 def check_semantics(manifest: Mapping[str, Any], version: tuple[int, int]) -> None:
     """The rules beyond the schema, in a fixed order (the first failure decides the code)."""
     _check_format(manifest, version)
+    check_declared(manifest, version)
     _check_critical(manifest)
     _check_model_refs(manifest)
     _check_unique_names(manifest)
@@ -366,7 +374,17 @@ def check_semantics(manifest: Mapping[str, Any], version: tuple[int, int]) -> No
     _check_created(manifest)
 
 
-def validate(manifest: Any, version: tuple[int, int] = FORMAT_VERSION) -> None:
-    """Schema, then semantics. ``version`` is the preamble's (major, minor)."""
+def validate(manifest: Any, version: tuple[int, int] | None = None) -> None:
+    """Schema, then semantics. ``version`` is the preamble's (major, minor); a bare manifest
+    with none is read at the version its ``format`` declares."""
+    if version is None:
+        version = declared_version(manifest)
     validate_schema(manifest, version)
     check_semantics(manifest, version)
+
+
+def declared_version(manifest: Any) -> tuple[int, int]:
+    """(major, minor) of a manifest's ``format`` string, or this reader's when it has none."""
+    text = manifest.get("format") if isinstance(manifest, Mapping) else None
+    match = re.fullmatch(r"([0-9]{1,5})\.([0-9]{1,5})", text) if isinstance(text, str) else None
+    return (int(match.group(1)), int(match.group(2))) if match else FORMAT_VERSION

@@ -37,6 +37,7 @@ from mindvec.container import (
     read_raw,
 )
 from mindvec.errors import MalformedError, UnverifiedError, UsageError
+from mindvec.features import minor_needed
 from mindvec.limits import FORMAT_VERSION, MAX_MANIFEST
 from mindvec.payload import (
     Header,
@@ -53,7 +54,7 @@ from mindvec.payload import (
     to_tensor_data,
 )
 from mindvec.text import escape
-from mindvec.values import check_cca, check_orthogonal, check_values
+from mindvec.values import check_cca, check_covariance, check_orthogonal, check_values
 
 #: packages with more tensor bytes than this hash on several threads
 PARALLEL_THRESHOLD = 64 * 2**20
@@ -312,7 +313,7 @@ def open(path: str | os.PathLike[str]) -> Package:  # noqa: A001 - the fixed pub
 
 def _full_manifest(manifest: Mapping[str, Any], payload: bytes, header: Header) -> dict[str, Any]:
     full = dict(manifest)
-    full["format"] = f"{FORMAT_VERSION[0]}.{FORMAT_VERSION[1]}"
+    full["format"] = f"{FORMAT_VERSION[0]}.{minor_needed(manifest)}"
     full["payload"] = {"header_sha256": header.digest, "tensors": tensor_digests(payload, header)}
     return full
 
@@ -328,6 +329,10 @@ def _check_written_values(full: Mapping[str, Any], data: Mapping[str, TensorData
         if mapping.form == "orthogonal":
             weight = mapping.tensors["weight"]
             check_orthogonal(weight, arrays[weight], data[weight].dtype)
+        if "source_covariance" in mapping.tensors:
+            check_covariance(
+                mapping.tensors["source_covariance"], arrays[mapping.tensors["source_covariance"]]
+            )
 
 
 def encode_package(
@@ -346,11 +351,12 @@ def encode_package(
             "bounds", f"the manifest encodes to {len(manifest_bytes)} bytes, over {MAX_MANIFEST}"
         )
     decoded = canonical.decode(manifest_bytes)
-    mf.validate(decoded, FORMAT_VERSION)
+    version = (FORMAT_VERSION[0], minor_needed(decoded))
+    mf.validate(decoded, version)
     shapes.check_header(decoded, header.tensors)
     _check_written_values(decoded, data)
     block = encode_signature_block([signer.sign_manifest(manifest_bytes) for signer in signers])
-    return container_chunks(manifest_bytes, payload, block)
+    return container_chunks(manifest_bytes, payload, block, version)
 
 
 def _reader_check(path: Path) -> None:

@@ -38,6 +38,7 @@ def _mapping_shapes(
         "bias": (d_out,),
         "target_mean": (d_out,),
         "source_mean": (d_in,),
+        "source_covariance": (d_in, d_in),
     }
     if "u" in mapping.tensors:
         u_shape = tensors[mapping.tensors["u"]].shape

@@ -4,16 +4,13 @@ Pure numpy (no torch). The translated vector is ``W v`` (``scale·W v`` for an o
 map with a scale, ``U Vᵀ v`` for ``low_rank``); bias and means never apply to a direction.
 
 Recommended scale (the rule ``via=`` and ``translate`` share). With ``v`` the source
-vector at the mapping's source site, ``s`` its default scale, ``c_src`` the source site's
-calibration ``mean_norm`` and ``c_tgt`` the mapping's ``target_calibration.mean_norm``:
+vector at the mapping's source site, ``s`` its default scale and ``n*`` the target norm of
+:mod:`mindvec.calibration` (the norm of the unshrunk map's image of ``v``):
 
-- the *target steering norm* is ``n* = |v| · c_tgt / c_src``: the norm a vector needs at
-  the target site to be as strong, relative to that site's typical activation norm, as
-  ``v`` is at the source site;
-- ``norm_ratio = |W v| / n*`` (ridge maps shrink vectors, so it is often 0.7-0.85);
+- ``norm_ratio = |W v| / n*`` (ridge maps shrink vectors, so it is below 1);
 - ``add``: ``recommended_scale = s / norm_ratio`` (and the recommended range is divided
-  by ``norm_ratio``), so ``recommended_scale·|W v| = s·|v|·c_tgt/c_src``;
-- ``clamp`` (scale = target projection value): multiplied by ``c_tgt / c_src``;
+  by ``norm_ratio``), so ``recommended_scale·|W v| = s·n*``;
+- ``clamp`` (scale = target projection value): multiplied by ``n* / |v|``;
 - ``project_out``: the scale is unused and kept.
 """
 
@@ -21,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from mindvec._version import __version__
+from mindvec.calibration import target_norm
 from mindvec.errors import InvalidError, UsageError
 from mindvec.manifest import MappingSpec, ModelRef, VectorSpec
 from mindvec.package import Package, PackageSource, Signer, write
@@ -51,6 +49,7 @@ class TranslatedVector:
     scale_range: tuple[float, float]
     positions: str | int
     norm_ratio: float
+    rule: str  # how n* was derived (mindvec.calibration.RULES)
     source_model: str
     source_site: Site
     target_model: str
@@ -175,15 +174,18 @@ def translate_vector(
             f"{[str(vs.site) for vs in vspec.sites]}; use a mapping from one of those sites",
         )
     v = _f32(vpkg, vsite.tensor)
-    w = mapping_matrix(mpkg, mspec) @ v
-    c_src = float(vsite.mean_norm)
-    c_tgt = float(mspec.target_calibration["mean_norm"])
-    target_norm = float(np.linalg.norm(v)) * c_tgt / c_src
+    weight = mapping_matrix(mpkg, mspec)
+    w = weight @ v
     w_norm = float(np.linalg.norm(w))
     if not np.isfinite(w_norm) or w_norm == 0.0:
         raise InvalidError("value", f"W v is zero or not finite for vector {vspec.name!r}; the map loses it")
-    ratio = w_norm / target_norm
-    factor = {"add": 1.0 / ratio, "clamp": c_tgt / c_src}.get(vspec.operation, 1.0)
+    cov_name = mspec.tensors.get("source_covariance")
+    n_star = target_norm(weight, v, mspec.shrinkage, None if cov_name is None else _f32(mpkg, cov_name))
+    if not np.isfinite(n_star.value) or n_star.value <= 0.0:
+        raise InvalidError("value", f"the target norm of vector {vspec.name!r} is zero or not finite")
+    ratio = w_norm / n_star.value
+    gain = n_star.value / float(np.linalg.norm(v))
+    factor = {"add": 1.0 / ratio, "clamp": gain}.get(vspec.operation, 1.0)
     lo, hi = vspec.scale_range
     return TranslatedVector(
         name=vspec.name,
@@ -193,6 +195,7 @@ def translate_vector(
         scale_range=(float(lo) * factor, float(hi) * factor),
         positions=vspec.positions,
         norm_ratio=ratio,
+        rule=n_star.rule,
         source_model=vspec.model,
         source_site=vsite.site,
         target_model=mspec.target_model,
@@ -253,6 +256,7 @@ def translated_manifest(
                     "mapping_package": tv.mapping_package,
                     "norm_ratio": tv.norm_ratio,
                     "recommended_scale": tv.scale,
+                    "rule": tv.rule,
                 },
             }
         ],
@@ -296,13 +300,21 @@ def translate(
         mpkg, mreport = opened.enter_context(checked(mapping_package, accepted))
         tv = translate_vector(vpkg, mpkg, vector=vector, mapping=mapping)
         manifest, tensors = translated_manifest(tv, vpkg, mpkg, created=created)
-        manifest["extensions"] = {INPUTS_EXTENSION: {"vector": _record(vreport), "mapping": _record(mreport)}}
+        manifest["provenance"]["inputs"] = {"vector": _record(vreport), "mapping": _record(mreport)}
         return write(out_path, manifest, tensors, signers=signers)
 
 
-#: non-critical extension of a translated package: how each input verified when it was made.
-#: 1.0 has no core key for it; the next minor version promotes it into ``provenance``.
+#: the 1.0 extension that 1.1's ``provenance.inputs`` replaced; read back from 1.0 packages
 INPUTS_EXTENSION = "dev.mindvec.inputs"
+
+
+def inputs_record(manifest: Mapping[str, Any]) -> dict[str, Any] | None:
+    """How each input of a translated package verified: ``provenance.inputs`` (1.1) or the 1.0
+    extension ``dev.mindvec.inputs``."""
+    record = manifest["provenance"].get("inputs")
+    if record is None:
+        record = manifest.get("extensions", {}).get(INPUTS_EXTENSION)
+    return dict(record) if isinstance(record, Mapping) else None
 
 
 def _record(report: VerifyReport) -> dict[str, Any]:

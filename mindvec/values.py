@@ -37,10 +37,21 @@ def check_orthogonal(name: str, weight: np.ndarray[Any, Any], dtype: str) -> Non
         )
 
 
+def check_covariance(name: str, cov: np.ndarray[Any, Any]) -> None:
+    """A writer stores a covariance that is symmetric with a non-negative diagonal (R-95)."""
+    c = cov.astype(np.float64)
+    scale = float(np.max(np.abs(c))) if c.size else 0.0
+    if float(np.max(np.abs(c - c.T))) > 1e-5 * scale or bool(np.any(np.diag(c) < 0)):
+        raise InvalidError(
+            "value", f"source_covariance {name!r} is not a covariance (asymmetric or a negative variance)"
+        )
+
+
 def check_cca(mapping: MappingSpec) -> None:
     """A CCA map is stored as the full affine map it implies, with both means."""
     if mapping.fit.get("method") == "cca" and (
-        mapping.form != "affine" or set(mapping.tensors) != {"weight", "source_mean", "target_mean"}
+        mapping.form != "affine"
+        or set(mapping.tensors) - {"source_covariance"} != {"weight", "source_mean", "target_mean"}
     ):
         raise InvalidError(
             "schema",

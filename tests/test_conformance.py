@@ -26,7 +26,7 @@ from mindvec import errors
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = ROOT / "conformance_tests"
 CASES = SUITE / "cases"
-SPEC = ROOT / "spec" / "mindvec-1.0.md"
+SPEC = ROOT / "spec" / "mindvec-1.1.md"
 SCHEMA = ROOT / "schemas" / "conformance-case.schema.json"
 REF_ADAPTER = SUITE / "adapters" / "mindvec_ref.py"
 BROKEN = ("skip_signatures", "ignore_trailing", "accept_noncanonical")

@@ -80,7 +80,9 @@ def test_torchrun_fit_equals_the_single_process_fit(setup: dict[str, Path]) -> N
     assert out.count("wrote ") == 1  # only rank 0 writes and reports
     one, t_one, p_one = _mapping(root / "one.mindvec")
     two, t_two, p_two = _mapping(root / "two.mindvec")
-    assert set(t_one) == set(t_two) == {"weight", "source_mean", "target_mean"}
+    assert set(t_one) == set(t_two) == {"weight", "source_mean", "target_mean", "source_covariance"}
+    for key in ("alpha", "residual_variance", "samples"):
+        assert two["shrinkage"][key] == pytest.approx(one["shrinkage"][key], rel=1e-4), key
     for role in t_one:
         np.testing.assert_allclose(t_two[role], t_one[role], rtol=1e-4, atol=1e-5, err_msg=role)
     assert one["metrics"]["train_samples"] == two["metrics"]["train_samples"]

@@ -20,7 +20,8 @@ LONG_MODULES: dict[str, str] = {}
 #: the README's layering, lowest first; a module may import its own tier and the tiers below
 TIERS: list[tuple[str, ...]] = [
     ("mindvec.errors", "mindvec._version"),
-    ("mindvec.limits", "mindvec.text", "mindvec.site", "mindvec.times", "mindvec._fs"),
+    ("mindvec.limits", "mindvec.text", "mindvec.site", "mindvec.times", "mindvec._fs", "mindvec.features"),
+    ("mindvec.calibration",),
     ("mindvec.canonical", "mindvec.container"),
     ("mindvec.payload", "mindvec.schema", "mindvec.manifest", "mindvec.shapes", "mindvec.values"),
     ("mindvec.package",),

@@ -100,15 +100,15 @@ def test_custom_types(path: tuple[Any, ...], value: Any) -> None:
 
 @pytest.mark.req("R-3", "R-80")
 def test_forward_compatible_minor(tmp_path: Path) -> None:
-    """A 1.1 package with unknown keys is read with additionalProperties relaxed. [R-3] [R-80]"""
+    """A 1.2 package with unknown keys is read with additionalProperties relaxed. [R-3] [R-80]"""
     manifest, tensors = factories.full_manifest()
-    manifest["format"] = "1.1"
+    manifest["format"] = "1.2"
     manifest["future_section"] = {"x": 1}
     manifest["package"]["homepage"] = "https://example.org"
-    data = factories.unchecked_package(manifest, tensors, version=(1, 1))
+    data = factories.unchecked_package(manifest, tensors, version=(1, 2))
     package = mindvec.open(factories.write_bytes(tmp_path, data))
     package.check_integrity()
-    assert package.version == (1, 1)
+    assert package.version == (1, 2)
     assert package.manifest["future_section"] == {"x": 1}
     with pytest.raises(MindvecError) as info:  # 1.0 stays closed
         mf.validate(clone(package.manifest) | {"format": "1.0"}, (1, 0))

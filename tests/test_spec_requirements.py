@@ -1,6 +1,6 @@
 """The spec and the code agree: requirement ids, error codes, constants, tables, example.
 
-(a) every numbered requirement of spec/mindvec-1.0.md is claimed by some test under tests/,
+(a) every numbered requirement of spec/mindvec-1.1.md is claimed by some test under tests/,
     with ``@pytest.mark.req("R-n")`` on a ``test_*`` function (a mention in a docstring or a
     comment is not a claim);
 (b) the spec's error-code table is exactly ``mindvec.errors.CODES`` (code and class);
@@ -20,7 +20,7 @@ from types import ModuleType
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SPEC = ROOT / "spec" / "mindvec-1.0.md"
+SPEC = ROOT / "spec" / "mindvec-1.1.md"
 TESTS = ROOT / "tests"
 
 # Built from parts so that this file's own source holds no citation-shaped text.

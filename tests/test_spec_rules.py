@@ -1,4 +1,4 @@
-"""One test (or more) per numbered requirement of spec/mindvec-1.0.md, through the public API.
+"""One test (or more) per numbered requirement of spec/mindvec-1.1.md, through the public API.
 
 Each test builds a small package with the reference writer, or assembles one by hand when
 the writer would refuse it, breaks exactly one rule, and asserts the exact error code. The
@@ -1273,14 +1273,49 @@ def test_rotation_needs_both_signatures(tmp_path: Path) -> None:
 
 @pytest.mark.req("R-80")
 def test_higher_minor_relaxes_closed_objects(tmp_path: Path) -> None:
-    """[R-80] an unknown key is accepted in 1.1 but still schema in 1.0; known rules still apply."""
+    """[R-80] an unknown key is accepted in a later minor (1.2) but is schema in 1.0; known rules
+    still apply."""
     manifest, tensors = factories.vector_manifest()
     future = {**manifest, "colour": "red"}
     future["package"] = {**manifest["package"], "origin": "later"}
-    assert package.open(put(tmp_path, assemble(future, tensors=tensors, version=(1, 1))))
+    assert package.open(put(tmp_path, assemble(future, tensors=tensors, version=(1, 2))))
     assert open_code(tmp_path, assemble(future, tensors=tensors)) == "schema"
     still = {**future, "vectors": [{**manifest["vectors"][0], "scale_range": [2.0, 1.0]}]}
-    assert open_code(tmp_path, assemble(still, tensors=tensors, version=(1, 1))) == "value"
+    assert open_code(tmp_path, assemble(still, tensors=tensors, version=(1, 2))) == "value"
+
+
+def _imported(manifest: dict[str, Any]) -> dict[str, Any]:
+    vectors = [{**manifest["vectors"][0], "method": {"kind": "imported"}}]
+    source = {"format": "llamacpp", "tool": "llama.cpp", "sha256": hashlib.sha256(b"f").digest()}
+    return {**manifest, "vectors": vectors, "provenance": {**manifest["provenance"], "imported": source}}
+
+
+@pytest.mark.req("R-93")
+def test_a_package_uses_nothing_newer_than_it_declares(tmp_path: Path) -> None:
+    """[R-93] the writer declares the lowest minor that holds the content (1.0 without 1.1 keys,
+    1.1 with them); a 1.0 package that uses a 1.1 key or value is schema, and so is each one."""
+    manifest, tensors = factories.vector_manifest()
+    assert mindvec.write(tmp_path / "plain.mindvec", manifest, tensors)
+    assert package.open(tmp_path / "plain.mindvec").version == (1, 0)
+    newer = _imported(manifest)
+    mindvec.write(tmp_path / "new.mindvec", newer, tensors)
+    assert package.open(tmp_path / "new.mindvec").version == (1, 1)
+    assert open_code(tmp_path, assemble(newer, tensors=tensors, version=(1, 0))) == "schema"
+    assert package.open(put(tmp_path, assemble(newer, tensors=tensors, version=(1, 1))))
+    inputs = {"vector": {"identity": bytes(32), "verdict": "unsigned", "signers": []}}
+    only_inputs = {**manifest, "provenance": {**manifest["provenance"], "inputs": inputs}}
+    assert open_code(tmp_path, assemble(only_inputs, tensors=tensors, version=(1, 0))) == "schema"
+    assert package.open(put(tmp_path, assemble(only_inputs, tensors=tensors, version=(1, 1))))
+
+
+@pytest.mark.req("R-96")
+def test_an_imported_vector_names_its_source_file(tmp_path: Path) -> None:
+    """[R-96] method kind imported needs provenance.imported."""
+    manifest, tensors = factories.vector_manifest()
+    newer = _imported(manifest)
+    assert package.open(put(tmp_path, assemble(newer, tensors=tensors, version=(1, 1))))
+    bare = {**newer, "provenance": manifest["provenance"]}
+    assert open_code(tmp_path, assemble(bare, tensors=tensors, version=(1, 1))) == "schema"
 
 
 @pytest.mark.req("R-81")
@@ -1355,4 +1390,4 @@ def test_unused_helpers_are_consistent() -> None:
     manifest, tensors = factories.vector_manifest()
     chunks = package.encode_package(manifest, tensors)
     assert b"".join(chunks) == assemble(manifest, tensors=tensors)
-    assert mf.FORMAT_VERSION == (1, 0) and isinstance(TensorData, type) and mindvec.open is package.open
+    assert mf.FORMAT_VERSION == (1, 1) and isinstance(TensorData, type) and mindvec.open is package.open

@@ -21,7 +21,7 @@ from tests import factories, tiny_models
 UNSIGNED_OK = Policy(allow_unsigned=True)
 
 D_IN, D_OUT = 32, 48
-C_SRC, C_TGT = 10.0, 30.0  # vector calibration (tiny_models.vector_package) and target calibration
+C_TGT = 30.0  # the mapping's target calibration
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +120,8 @@ def _v(path: Path, layer: int = 1) -> np.ndarray[Any, Any]:
 @pytest.mark.req("R-35")
 @pytest.mark.parametrize("form", ["affine", "orthogonal", "low_rank"])
 def test_translate_vector_is_w_v_with_recommended_scale(refs: Any, tmp_path: Path, form: str) -> None:
-    """[R-35] W_eff v for each form; norm_ratio and recommended_scale by the spec's rule."""
+    """[R-35] W_eff v for each form; a map that is not ridge has n* = |W_eff v| (map_gain), so
+    norm_ratio is 1 and the recommended scale is the vector's own."""
     teacher, student = refs
     vec = tiny_models.vector_package(tmp_path / "v.mindvec", teacher, layers=(0, 1), scale=3.0)
     mp, weight = _mapping_package(tmp_path / "m.mindvec", teacher, student, form)
@@ -128,10 +129,9 @@ def test_translate_vector_is_w_v_with_recommended_scale(refs: Any, tmp_path: Pat
     v = _v(vec, layer=1)  # the mapping reads layer 1
     w_v = weight @ v
     np.testing.assert_allclose(tv.tensor, w_v, rtol=1e-5, atol=1e-5)
-    ratio = np.linalg.norm(w_v) / (np.linalg.norm(v) * C_TGT / C_SRC)
-    assert tv.norm_ratio == pytest.approx(ratio, rel=1e-6)
-    assert tv.scale == pytest.approx(3.0 / ratio, rel=1e-6)
-    assert tv.scale * np.linalg.norm(w_v) == pytest.approx(3.0 * np.linalg.norm(v) * C_TGT / C_SRC, rel=1e-5)
+    assert tv.rule == "map_gain"
+    assert tv.norm_ratio == pytest.approx(1.0, rel=1e-6)
+    assert tv.scale == pytest.approx(3.0, rel=1e-6)
     assert tv.target_site.layer == 2 and tv.source_site.layer == 1
 
 
@@ -150,9 +150,9 @@ def test_translate_writes_package_with_parents(refs: Any, tmp_path: Path) -> Non
     ]
     assert spec.translation is not None
     assert spec.translation["mapping_package"] == mindvec.open(mp).identity
-    # the recommended scale and norm ratio by the spec's rule, from numpy (vector scale 3.0)
-    w_v = weight @ _v(vec)
-    ratio = float(np.linalg.norm(w_v) / (np.linalg.norm(_v(vec)) * C_TGT / C_SRC))
+    # the recommended scale and norm ratio by the spec's rule (map_gain: a manual map)
+    ratio = 1.0
+    assert spec.translation["rule"] == "map_gain"
     assert spec.translation["norm_ratio"] == pytest.approx(ratio, rel=1e-6)
     assert spec.scale == pytest.approx(3.0 / ratio, rel=1e-6)
     assert spec.translation["recommended_scale"] == pytest.approx(3.0 / ratio, rel=1e-6)
@@ -215,10 +215,9 @@ def test_via_checks_models(models: Any, tmp_path: Path) -> None:
 def test_translate_refuses_unvouched_inputs_and_records_verdicts(refs: Any, tmp_path: Path) -> None:
     """Issue 13, finding 12: translate(unsigned_vector, unsigned_map, out, signers=[me]) wrote a
     package that verified. Now both inputs pass the policy first (unsigned needs the opt-in), and
-    the output records how each input verified, in signed bytes (extension dev.mindvec.inputs)."""
+    the output records how each input verified, in signed bytes (1.1: ``provenance.inputs``)."""
     from mindvec.errors import UnverifiedError
     from mindvec.keys import SecretKey
-    from mindvec.translation import INPUTS_EXTENSION
     from mindvec.trust import TrustEntry, TrustStore
 
     teacher, student = refs
@@ -234,9 +233,138 @@ def test_translate_refuses_unvouched_inputs_and_records_verdicts(refs: Any, tmp_
     signed_vec = tiny_models.vector_package(tmp_path / "s.mindvec", teacher, scale=3.0, signers=[me])
     translate(signed_vec, mp, out, signers=[me], policy=Policy(trust=trust, allow_unsigned=True))
     with mindvec.open(out) as pkg:
-        record = pkg.manifest["extensions"][INPUTS_EXTENSION]
-        assert "critical" not in pkg.manifest  # readers that do not know it may ignore it
+        record = pkg.manifest["provenance"]["inputs"]
+        assert pkg.manifest["format"] == "1.1" and "extensions" not in pkg.manifest
         assert record["vector"]["verdict"] == "verified" and record["vector"]["signers"] == [me.keyid]
         assert record["vector"]["identity"] == mindvec.open(signed_vec).identity
         assert record["mapping"]["verdict"] == "unsigned" and record["mapping"]["signers"] == []
     assert mindvec.verify(out, Policy(trust=trust)).verdict == "verified"
+
+
+def _linear_pair(seed: int = 0) -> tuple[Any, Any, Any]:
+    """Source activations with a spread spectrum, targets ``b = A a + noise`` (R² about 0.6,
+    as on real pairs); the concept's difference of means ``v`` lies in the source's
+    low-variance directions."""
+    rng = np.random.default_rng(seed)
+    spectrum = np.geomspace(100.0, 0.05, D_IN)
+    basis, _ = np.linalg.qr(rng.standard_normal((D_IN, D_IN)))
+    a = (rng.standard_normal((2000, D_IN)) * np.sqrt(spectrum)) @ basis.T + 5.0
+    true_map = rng.standard_normal((D_OUT, D_IN)) / np.sqrt(D_IN)
+    b = a @ true_map.T + 2.0 * rng.standard_normal((len(a), D_OUT)) - 2.0
+    # a constant outlier dimension, as in Gemma 3: it moves the source's mean norm, not A v
+    # (b stays an affine function of a)
+    a[:, 0] += 300.0
+    v = basis[:, -8:] @ rng.standard_normal(8)  # a direction the source barely varies along
+    return a, b, (true_map, v)
+
+
+@pytest.mark.req("R-94")
+def test_ridge_gain_recovers_the_true_image_of_the_vector(refs: Any, tmp_path: Path) -> None:
+    """[R-94] On a synthetic linear pair ``b = A a + e`` the right target vector is ``A v`` in
+    closed form. Ridge shrinks ``W v`` well below it; the recommended scale undoes the shrinkage
+    from the mapping's stored statistics, so ``scale·|W v|`` is ``|A v|`` to within the fit's
+    sampling error, where ``|W v|`` and the 1.0 rule (ratio of mean norms) are far off."""
+    from mindvec.fit.mapping import fit
+    from mindvec.fit.stats import PairStats
+
+    teacher, student = refs
+    a, b, (true_map, v) = _linear_pair()
+    linear = fit(PairStats.from_arrays(a[:1500], b[:1500]), PairStats.from_arrays(a[1500:], b[1500:]))
+    assert linear.source_covariance is not None and linear.shrinkage is not None
+    weight, sigma, shrink = linear.weight, linear.source_covariance, linear.shrinkage
+    shrunk = float(np.linalg.norm(weight @ v))
+    truth = float(np.linalg.norm(true_map @ v))
+    assert shrunk < 0.7 * truth  # the ridge shrinks this direction a lot
+    # τ from first principles: the residuals of numpy's own least squares on all rows
+    design = np.hstack([a, np.ones((len(a), 1))])
+    resid = b - design @ np.linalg.lstsq(design, b, rcond=None)[0]
+    assert shrink["residual_variance"] == pytest.approx(
+        float(np.sum(resid**2)) / (len(a) - D_IN - 1), rel=1e-6
+    )
+    assert shrink["samples"] == len(a)
+    vec = tiny_models.vector_package(tmp_path / "v.mindvec", teacher, layers=(1,), scale=1.0, values=v)
+    mp = _ridge_package(tmp_path / "m.mindvec", teacher, student, weight, sigma, shrink)
+    tv = translate_vector(vec, mp)
+    assert tv.rule == "ridge_gain"
+    # by hand, from numpy: n*² = |W (v + α Σ⁺ v)|² − τ·vᵀΣ⁺v/n
+    inv_v = np.linalg.pinv(sigma, rcond=1e-6, hermitian=True) @ v
+    u = weight @ (v + float(shrink["alpha"]) * inv_v)
+    n_star = float(np.sqrt(u @ u - float(shrink["residual_variance"]) * float(v @ inv_v) / len(a)))
+    assert tv.norm_ratio == pytest.approx(shrunk / n_star, rel=1e-3)
+    injected = tv.scale * float(np.linalg.norm(tv.tensor))
+    assert injected == pytest.approx(n_star, rel=1e-3)
+    assert abs(injected / truth - 1.0) < 0.1, (injected, truth, shrunk)
+    mean_rule = (
+        float(np.linalg.norm(v))
+        * float(np.linalg.norm(b, axis=1).mean())
+        / float(np.linalg.norm(a, axis=1).mean())
+    )
+    assert abs(mean_rule / truth - 1.0) > 0.3  # the 1.0 rule misses what this one gets
+
+
+def _ridge_package(
+    path: Path, teacher: Any, student: Any, weight: Any, sigma: Any, shrinkage: dict[str, Any]
+) -> Path:
+    site = {"stack": "decoder", "point": "resid_post"}
+    tensors = {"weight": weight, "source_covariance": sigma}
+    entry: dict[str, Any] = {
+        "name": "t2s",
+        "source": {"model": "teacher", "site": {**site, "layer": 1}},
+        "target": {"model": "student", "site": {**site, "layer": 2}},
+        "form": "linear",
+        "tensors": {role: f"t2s.{role}" for role in tensors},
+        "fit": {
+            "method": "ridge",
+            "hyperparameters": {"alpha": shrinkage["alpha"]},
+            "dataset": {"name": "synthetic", "sha256": bytes(32), "samples": 2000},
+            "pairing": "synthetic",
+        },
+        "metrics": {
+            "held_out": {"centered_cosine": 0.5, "raw_cosine": 0.5, "r2": 0.25},
+            "baselines": {},
+            "train_samples": 2000,
+            "test_samples": 0,
+        },
+        "target_calibration": {"mean_norm": C_TGT, "tokens": 1000},
+        "shrinkage": dict(shrinkage),
+    }
+    manifest = {
+        "package": {
+            "id": "tests/ridge",
+            "version": 1,
+            "name": "ridge",
+            "description": "",
+            "intended_effect": "",
+        },
+        "models": {"teacher": teacher, "student": student},
+        "mappings": [entry],
+        "provenance": {
+            "creator": "tests",
+            "created": "2026-01-01T00:00:00Z",
+            "tool": {"name": "mindvec", "version": "0.1.0"},
+            "license": "Apache-2.0",
+        },
+    }
+    out = write(path, manifest, {f"t2s.{r}": np.asarray(t, dtype=np.float32) for r, t in tensors.items()})
+    assert mindvec.open(out).manifest["format"] == "1.1"  # the statistics need 1.1
+    return out
+
+
+@pytest.mark.req("R-95")
+def test_writer_refuses_a_covariance_that_is_not_one(refs: Any, tmp_path: Path) -> None:
+    """[R-95] the writer refuses an asymmetric source_covariance, or one with a negative variance."""
+    teacher, student = refs
+    rng = np.random.default_rng(3)
+    weight = rng.standard_normal((D_OUT, D_IN))
+    good = np.eye(D_IN)
+    shrink = {"alpha": 0.1, "residual_variance": 1.0, "samples": 100}
+    _ridge_package(tmp_path / "ok.mindvec", teacher, student, weight, good, shrink)
+    asym = good.copy()
+    asym[0, 1] = 0.5
+    negative = good.copy()
+    negative[3, 3] = -1.0
+    for bad in (asym, negative):
+        out = tmp_path / "bad.mindvec"
+        with pytest.raises(InvalidError) as err:
+            _ridge_package(out, teacher, student, weight, bad, shrink)
+        assert err.value.code == "value" and not out.exists()

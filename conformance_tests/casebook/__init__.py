@@ -14,6 +14,7 @@ from conformance_tests.casebook import (
     acceptable,
     coverage,
     defects,
+    format_1_1,
     large,
     limits,
     msgpack_profile,
@@ -51,4 +52,5 @@ GROUPS: list[Callable[[Suite], None]] = [
     large.huge_files,
     order.more_orders,
     acceptable.acceptable,
+    format_1_1.format_1_1,
 ]

@@ -218,9 +218,9 @@ def unexercised(s: Suite) -> None:
         "malformed-version-relaxed-by-the-preamble",
         "version",
         ["minor-additive", "format"],
-        'Preamble 1.1, format "1.0" and an unknown top-level key: relaxed validation follows the'
+        'Preamble 1.2, format "1.0" and an unknown top-level key: relaxed validation follows the'
         " preamble's minor version (known before the manifest is decoded), so the schema passes and R-27"
         " fails.",
         ["ForwardCompatible", "MultipleDefects"],
-        raw_package(man, {"steer.l1": arr(STEER)}, version=(1, 1)),
+        raw_package(man, {"steer.l1": arr(STEER)}, version=(1, 2)),
     )

@@ -11,12 +11,12 @@ def versions_and_extensions(s: Suite) -> None:
     man["future_feature"] = {"enabled": True}
     man["package"]["tagline"] = "added by a later minor version"
     s.valid(
-        "valid-minor-version-1-1",
+        "valid-minor-version-1-2",
         ["minor-accept", "minor-additive", "format"],
-        'Preamble version 1.1 and format "1.1" with unknown keys at the top level and in package:'
-        " a 1.0 reader validates with additionalProperties relaxed.",
+        'Preamble version 1.2 and format "1.2" with unknown keys at the top level and in package:'
+        " a 1.1 reader validates with additionalProperties relaxed.",
         ["ForwardCompatible"],
-        raw_package(man, {"steer.l1": arr(STEER)}, version=(1, 1)),
+        raw_package(man, {"steer.l1": arr(STEER)}, version=(1, 2)),
     )
     s.valid(
         "valid-minor-version-65535",
@@ -30,9 +30,9 @@ def versions_and_extensions(s: Suite) -> None:
         "invalid-minor-version-known-rules-apply",
         "site",
         ["minor-additive", "resid-pre"],
-        "A 1.1 package breaking a 1.0 site rule: a reader still applies every rule it knows.",
+        "A 1.2 package breaking a 1.0 site rule: a reader still applies every rule it knows.",
         ["ForwardCompatible", "Site"],
-        raw_package(man, {"steer.l1": arr(STEER)}, version=(1, 1)),
+        raw_package(man, {"steer.l1": arr(STEER)}, version=(1, 2)),
     )
     for label, preamble, fmt in (
         ("1-0-vs-1-1", (1, 0), "1.1"),

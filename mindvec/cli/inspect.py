@@ -166,11 +166,21 @@ def _render_vectors(s: Mapping[str, Any]) -> list[str]:
             )
         if "translation" in v:
             t = v["translation"]
+            rule = str(t.get("rule", "mean_norm"))
             lines.append(
                 f"    translated from {esc(t['source_model'])} via {esc(t['mapping'])}: "
                 f"norm ratio {t['norm_ratio']:.4g}, recommended scale {t['recommended_scale']:.4g}"
+                f" (rule {esc(rule)}: {RULE_TEXT.get(rule, '?')})"
             )
     return lines
+
+
+#: how each translation rule derives the target norm n* (spec 6.1, R-94)
+RULE_TEXT = {
+    "ridge_gain": "n* = |W(v + α Σ⁺v)| less its sampling noise, the unshrunk ridge map's image of v",
+    "map_gain": "n* = |W v|",
+    "mean_norm": "1.0's n* = |v|·c_tgt/c_src",
+}
 
 
 def _render_mappings(s: Mapping[str, Any]) -> list[str]:
@@ -195,6 +205,12 @@ def _render_mappings(s: Mapping[str, Any]) -> list[str]:
         )
         for name, baseline in sorted(metrics.get("baselines", {}).items()):
             lines.append(f"    baseline {esc(name)}: {_metrics(baseline)}")
+        if "shrinkage" in m:
+            sh = m["shrinkage"]
+            lines.append(
+                f"    shrinkage alpha {sh['alpha']:.4g}  residual variance {sh['residual_variance']:.4g}"
+                f"  samples {sh['samples']} (a translation undoes the ridge's shrinkage)"
+            )
     return lines
 
 
@@ -224,6 +240,19 @@ def _render_provenance(s: Mapping[str, Any]) -> list[str]:
     for parent in p.get("parents", []):
         label = f" {esc(parent['package_id'])}" if "package_id" in parent else ""
         lines.append(f"  parent  {esc(parent['role'])}{label} {parent['id']}")
+    if "imported" in p:
+        im = p["imported"]
+        shift = f", layers shifted by {im['layer_shift']}" if im.get("layer_shift") else ""
+        name = f" {esc(im['file'])}" if "file" in im else ""
+        lines.append(
+            f"  imported from {esc(im['format'])} file{name} (tool {esc(im['tool'])}{shift})"
+            f" sha256 {im['sha256']}"
+        )
+    for role, record in sorted((p.get("inputs") or {}).items()):
+        signers = ", ".join(record["signers"]) or "none"
+        lines.append(
+            f"  input   {esc(role)} {record['identity']}: {esc(record['verdict'])} (signers {signers})"
+        )
     return lines
 
 

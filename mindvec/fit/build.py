@@ -131,6 +131,7 @@ def add_mapping(
         metrics=report.metrics_dict(),
         target_calibration={"mean_norm": float(target_mean_norm), "tokens": int(target_tokens)},
         scale=m.scale if m.form == "orthogonal" and m.hyperparameters.get("with_scale") else None,
+        shrinkage=m.shrinkage,
     )
     return b
 

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from mindvec.calibration import residual_variance
 from mindvec.errors import UsageError
 from mindvec.fit.stats import PairStats
 
@@ -48,6 +49,9 @@ class LinearMap:
     u: F64 | None = None
     v: F64 | None = None
     hyperparameters: Params = field(default_factory=dict)
+    #: the fit's source covariance (ridge fits), stored so a translation can undo the shrinkage
+    source_covariance: F64 | None = None
+    shrinkage: dict[str, float | int] | None = None
 
     @property
     def d_in(self) -> int:
@@ -84,6 +88,8 @@ class LinearMap:
             out["weight"] = self.weight.astype(dtype)
         out["source_mean"] = self.source_mean.astype(dtype)
         out["target_mean"] = self.target_mean.astype(dtype)
+        if self.source_covariance is not None:
+            out["source_covariance"] = self.source_covariance.astype(dtype)
         return out
 
 
@@ -234,4 +240,12 @@ def fit(
     alpha = rel * _base_alpha(full)
     out = fit_ridge(full, alpha) if method == "ridge" else fit_low_rank(full, rank, alpha)
     out.hyperparameters["relative_alpha"] = float(rel)
+    # what a translation needs to undo the shrinkage (mindvec.calibration): Σ of the rows the
+    # map was fitted on, in the units of α (Wᵀ = (Σ + α I)⁻¹ Σxy), τ and n
+    out.source_covariance = full.sxx / full.n
+    out.shrinkage = {
+        "alpha": float(alpha),
+        "residual_variance": residual_variance(full.sxx, full.sxy, full.syy, full.n),
+        "samples": int(full.n),
+    }
     return out

@@ -1,4 +1,4 @@
-"""Write the worked example of spec/mindvec-1.0.md section 18 and print its hex dump.
+"""Write the worked example of spec/mindvec-1.1.md section 18 and print its hex dump.
 
 Usage: python spec/tools/make_example.py [OUT.mindvec]
 

@@ -1,4 +1,4 @@
-"""A second, independent reader written from spec/mindvec-1.0.md alone (no mindvec imports).
+"""A second, independent reader written from spec/mindvec-1.1.md alone (no mindvec imports).
 
 It exists to show that the spec is complete enough to reimplement: it follows the check
 order of section 10 with plain ``msgpack``, ``json``, ``hashlib`` and PyNaCl, trusting one
