@@ -33,9 +33,48 @@ def seeds() -> dict[str, list[bytes]]:
             ).to_bytes()
         ],
     }
+    out.update(_import_seeds())
     out["key-file"].append(FUZZ_KEY.to_file_bytes())
     out["state"].append(b'{"type": "mindvec-state", "version": 1, "packages": {}, "pins": {}}')
     return out
+
+
+def _import_seeds() -> dict[str, list[bytes]]:
+    """A control vector GGUF (written with the gguf library), its safetensors and JSON forms."""
+    import json
+    import tempfile
+
+    import gguf
+    import numpy as np
+    from safetensors.numpy import save
+
+    values = {layer: np.linspace(-1.0, 1.0, 16, dtype=np.float32) * layer for layer in (1, 2)}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "v.gguf"
+        writer = gguf.GGUFWriter(str(path), "controlvector")
+        writer.add_string("controlvector.model_hint", "llama")
+        writer.add_uint32("controlvector.layer_count", len(values))
+        for layer, v in values.items():
+            writer.add_tensor(f"direction.{layer}", v)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+        gguf_bytes = path.read_bytes()
+    entries = [
+        {
+            "values": v.tolist(),
+            "hook_name": f"blocks.{k}.hook_resid_post",
+            "layer_num": k,
+            "model_id": "llama",
+        }
+        for k, v in values.items()
+    ]
+    return {
+        "import-gguf": [gguf_bytes],
+        "import-json": [json.dumps(entries).encode(), json.dumps(entries[0]).encode()],
+        "import-safetensors": [save({str(k): v for k, v in values.items()}, metadata={"layer_type": "mlp"})],
+    }
 
 
 def write(folder: Path) -> dict[str, int]:

@@ -144,12 +144,33 @@ def rotation_target(data: bytes) -> None:
         _tolerate(record.verify)
 
 
+def _import_target(name: str, fmt: str) -> Callable[[bytes], None]:
+    """An importer of another tool's file: a typed error or a Source whose vectors are finite,
+    non-zero and of one width (the checks every importer promises)."""
+
+    def target(data: bytes) -> None:
+        from mindvec.interop.sources import read
+
+        got = _tolerate(lambda: read(_file(name, data), fmt))
+        if got is not None:
+            widths = {v.shape for v in got.vectors.values()}
+            if len(widths) != 1 or not all(
+                np.all(np.isfinite(v)) and np.any(v) for v in got.vectors.values()
+            ):
+                raise Finding(f"the {fmt} importer returned vectors it promises to refuse")
+
+    return target
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "package": package_target,
     "trust": trust_target,
     "state": state_target,
     "key-file": key_file_target,
     "rotation": rotation_target,
+    "import-gguf": _import_target("v.gguf", "llamacpp"),
+    "import-json": _import_target("v.json", "neuronpedia"),
+    "import-safetensors": _import_target("v.safetensors", "steering-vectors"),
 }
 
 
