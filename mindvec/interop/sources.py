@@ -20,7 +20,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,6 @@ class Source:
     file: str | None = None
     model_hint: str | None = None
     strength: float = 1.0
-    notes: dict[str, Any] = field(default_factory=dict)
 
     @property
     def width(self) -> int:
@@ -210,17 +209,13 @@ def read_neuronpedia(path: str | Path) -> Source:
         )
     if len(strengths) != 1:
         raise _bad(str(p), f"its entries have different default strengths {sorted(strengths)}")
-    model_ids = {item.get("model_id") for item in items}
-    hint = next(iter(model_ids)) if len(model_ids) == 1 and isinstance(next(iter(model_ids)), str) else None
     return Source(
         "neuronpedia",
         "neuronpedia",
         _checked(str(p), vectors),
         hashlib.sha256(data).digest(),
         file=p.name,
-        model_hint=None,
-        strength=strengths.pop(),
-        notes={"model_id": hint} if hint else {},
+        strength=strengths.pop(),  # model_id is a Neuronpedia name, not a model_type: not a hint
     )
 
 
