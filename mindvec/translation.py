@@ -5,9 +5,10 @@ map with a scale, ``U Vᵀ v`` for ``low_rank``); bias and means never apply to 
 
 Recommended scale (the rule ``via=`` and ``translate`` share). With ``v`` the source
 vector at the mapping's source site, ``s`` its default scale and ``n*`` the target norm of
-:mod:`mindvec.calibration` (the norm of the unshrunk map's image of ``v``):
+:mod:`mindvec.calibration` (the size of the target's own vector for the concept, estimated
+from the least-squares image of ``v`` and the map's held-out R²):
 
-- ``norm_ratio = |W v| / n*`` (ridge maps shrink vectors, so it is below 1);
+- ``norm_ratio = |W v| / n*`` (below 1: a regression map attenuates vectors);
 - ``add``: ``recommended_scale = s / norm_ratio`` (and the recommended range is divided
   by ``norm_ratio``), so ``recommended_scale·|W v| = s·n*``;
 - ``clamp`` (scale = target projection value): multiplied by ``n* / |v|``;
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from mindvec._version import __version__
-from mindvec.calibration import target_norm
+from mindvec.calibration import explained_share, target_norm
 from mindvec.errors import InvalidError, UsageError
 from mindvec.manifest import MappingSpec, ModelRef, VectorSpec
 from mindvec.package import Package, PackageSource, Signer, write
@@ -180,7 +181,13 @@ def translate_vector(
     if not np.isfinite(w_norm) or w_norm == 0.0:
         raise InvalidError("value", f"W v is zero or not finite for vector {vspec.name!r}; the map loses it")
     cov_name = mspec.tensors.get("source_covariance")
-    n_star = target_norm(weight, v, mspec.shrinkage, None if cov_name is None else _f32(mpkg, cov_name))
+    n_star = target_norm(
+        weight,
+        v,
+        mspec.shrinkage,
+        None if cov_name is None else _f32(mpkg, cov_name),
+        explained_share(mspec.form, mspec.metrics),
+    )
     if not np.isfinite(n_star.value) or n_star.value <= 0.0:
         raise InvalidError("value", f"the target norm of vector {vspec.name!r} is zero or not finite")
     ratio = w_norm / n_star.value

@@ -117,11 +117,13 @@ def _v(path: Path, layer: int = 1) -> np.ndarray[Any, Any]:
     return np.array(pkg.tensor(site.tensor), dtype=np.float64)
 
 
-@pytest.mark.req("R-35")
+@pytest.mark.req("R-35", "R-94")
 @pytest.mark.parametrize("form", ["affine", "orthogonal", "low_rank"])
 def test_translate_vector_is_w_v_with_recommended_scale(refs: Any, tmp_path: Path, form: str) -> None:
-    """[R-35] W_eff v for each form; a map that is not ridge has n* = |W_eff v| (map_gain), so
-    norm_ratio is 1 and the recommended scale is the vector's own."""
+    """[R-35] W_eff v for each form. [R-94] Without shrinkage statistics the target norm is
+    |W_eff v| (map_gain) for the orthogonal map, so norm_ratio is 1 and the recommended scale is
+    the vector's own; the regression forms divide by √R² of the stored held-out R² (0.25), so
+    norm_ratio is 0.5 and the scale doubles (map_r2)."""
     teacher, student = refs
     vec = tiny_models.vector_package(tmp_path / "v.mindvec", teacher, layers=(0, 1), scale=3.0)
     mp, weight = _mapping_package(tmp_path / "m.mindvec", teacher, student, form)
@@ -129,9 +131,10 @@ def test_translate_vector_is_w_v_with_recommended_scale(refs: Any, tmp_path: Pat
     v = _v(vec, layer=1)  # the mapping reads layer 1
     w_v = weight @ v
     np.testing.assert_allclose(tv.tensor, w_v, rtol=1e-5, atol=1e-5)
-    assert tv.rule == "map_gain"
-    assert tv.norm_ratio == pytest.approx(1.0, rel=1e-6)
-    assert tv.scale == pytest.approx(3.0, rel=1e-6)
+    ratio = 1.0 if form == "orthogonal" else 0.5
+    assert tv.rule == ("map_gain" if form == "orthogonal" else "map_r2")
+    assert tv.norm_ratio == pytest.approx(ratio, rel=1e-6)
+    assert tv.scale == pytest.approx(3.0 / ratio, rel=1e-6)
     assert tv.target_site.layer == 2 and tv.source_site.layer == 1
 
 
@@ -150,9 +153,10 @@ def test_translate_writes_package_with_parents(refs: Any, tmp_path: Path) -> Non
     ]
     assert spec.translation is not None
     assert spec.translation["mapping_package"] == mindvec.open(mp).identity
-    # the recommended scale and norm ratio by the spec's rule (map_gain: a manual map)
-    ratio = 1.0
-    assert spec.translation["rule"] == "map_gain"
+    # the recommended scale and norm ratio by the spec's rule (map_r2: a manual affine map
+    # with held-out R² 0.25, so n* = |W v| / 0.5)
+    ratio = 0.5
+    assert spec.translation["rule"] == "map_r2"
     assert spec.translation["norm_ratio"] == pytest.approx(ratio, rel=1e-6)
     assert spec.scale == pytest.approx(3.0 / ratio, rel=1e-6)
     assert spec.translation["recommended_scale"] == pytest.approx(3.0 / ratio, rel=1e-6)
@@ -259,11 +263,12 @@ def _linear_pair(seed: int = 0) -> tuple[Any, Any, Any]:
 
 
 @pytest.mark.req("R-94")
-def test_ridge_gain_recovers_the_true_image_of_the_vector(refs: Any, tmp_path: Path) -> None:
-    """[R-94] On a synthetic linear pair ``b = A a + e`` the right target vector is ``A v`` in
-    closed form. Ridge shrinks ``W v`` well below it; the recommended scale undoes the shrinkage
-    from the mapping's stored statistics, so ``scale·|W v|`` is ``|A v|`` to within the fit's
-    sampling error, where ``|W v|`` and the 1.0 rule (ratio of mean norms) are far off."""
+def test_ridge_gain_recovers_the_least_squares_image_of_the_vector(refs: Any, tmp_path: Path) -> None:
+    """[R-94] On a synthetic linear pair ``b = A a + e`` the least-squares image of ``v`` is
+    ``A v`` in closed form. Ridge shrinks ``W v`` well below it; the ridge part of the rule
+    undoes the shrinkage from the mapping's stored statistics, so ``scale·|W v|`` is ``|A v|`` to
+    within the fit's sampling error, where ``|W v|`` and the 1.0 rule (ratio of mean norms) are
+    far off. (A stored R² of 0 gives no share to divide by: rule ``ridge_gain``.)"""
     from mindvec.fit.mapping import fit
     from mindvec.fit.stats import PairStats
 
@@ -283,7 +288,7 @@ def test_ridge_gain_recovers_the_true_image_of_the_vector(refs: Any, tmp_path: P
     )
     assert shrink["samples"] == len(a)
     vec = tiny_models.vector_package(tmp_path / "v.mindvec", teacher, layers=(1,), scale=1.0, values=v)
-    mp = _ridge_package(tmp_path / "m.mindvec", teacher, student, weight, sigma, shrink)
+    mp = _ridge_package(tmp_path / "m.mindvec", teacher, student, weight, sigma, shrink, r2=0.0)
     tv = translate_vector(vec, mp)
     assert tv.rule == "ridge_gain"
     # by hand, from numpy: n*² = |W (v + α Σ⁺ v)|² − τ·vᵀΣ⁺v/n
@@ -302,8 +307,64 @@ def test_ridge_gain_recovers_the_true_image_of_the_vector(refs: Any, tmp_path: P
     assert abs(mean_rule / truth - 1.0) > 0.3  # the 1.0 rule misses what this one gets
 
 
+def _shared_signal_pair(seed: int = 0) -> tuple[Any, Any, Any, Any]:
+    """Two models that see one latent signal ``z`` (flat spectrum) through noise of their own,
+    with equal reliability λ = 1/2: ``a = Ra z + e_a``, ``b = Rb z + e_b``. A concept that shifts
+    ``z`` by ``δ`` has the difference of means ``v = Ra δ`` in the source and ``u = Rb δ`` in
+    the target, in closed form."""
+    rng = np.random.default_rng(seed)
+    ra, _ = np.linalg.qr(rng.standard_normal((D_IN, D_IN)))
+    rb, _ = np.linalg.qr(rng.standard_normal((D_OUT, D_IN)))  # orthonormal columns
+    z = rng.standard_normal((6000, D_IN))
+    a = z @ ra.T + rng.standard_normal((len(z), D_IN)) + 4.0
+    # target noise over 48 dims, as much in total as the source's over 32: the same reliability
+    b = z @ rb.T + np.sqrt(D_IN / D_OUT) * rng.standard_normal((len(z), D_OUT)) - 1.0
+    a[:, 0] += 300.0  # a constant outlier dimension, as in Gemma 3
+    delta = rng.standard_normal(D_IN)
+    return a, b, ra @ delta, rb @ delta
+
+
+@pytest.mark.req("R-94")
+def test_translated_norm_is_the_target_vectors_norm_on_a_shared_signal_pair(
+    refs: Any, tmp_path: Path
+) -> None:
+    """[R-94] Where both sites see a shared signal through noise of their own, a regression
+    attenuates ``W v`` to λ·|u| (here 1/2) and the held-out R² is λ²: dividing the
+    least-squares image by √R² gives the size of the target's own vector ``u``, which the
+    recommended scale then injects, to within the fit's sampling error. R² comes from numpy on
+    held-out rows, not from mindvec's metrics."""
+    from mindvec.fit.mapping import fit
+    from mindvec.fit.stats import PairStats
+
+    teacher, student = refs
+    a, b, v, u = _shared_signal_pair()
+    train, val, test = slice(0, 4000), slice(4000, 5000), slice(5000, None)
+    m = fit(PairStats.from_arrays(a[train], b[train]), PairStats.from_arrays(a[val], b[val]))
+    assert m.source_covariance is not None and m.shrinkage is not None
+    pred = (a[test] - m.source_mean) @ m.weight.T + m.target_mean
+    r2 = 1.0 - float(np.sum((b[test] - pred) ** 2)) / float(np.sum((b[test] - b[test].mean(axis=0)) ** 2))
+    assert r2 == pytest.approx(0.25, abs=0.03)
+    truth = float(np.linalg.norm(u))
+    assert float(np.linalg.norm(m.weight @ v)) < 0.6 * truth  # attenuated to about λ = 1/2
+    vec = tiny_models.vector_package(tmp_path / "v.mindvec", teacher, layers=(1,), scale=1.0, values=v)
+    mp = _ridge_package(
+        tmp_path / "m.mindvec", teacher, student, m.weight, m.source_covariance, m.shrinkage, r2=r2
+    )
+    tv = translate_vector(vec, mp)
+    assert tv.rule == "ridge_r2"
+    injected = tv.scale * float(np.linalg.norm(tv.tensor))
+    assert abs(injected / truth - 1.0) < 0.06, (injected, truth)
+
+
 def _ridge_package(
-    path: Path, teacher: Any, student: Any, weight: Any, sigma: Any, shrinkage: dict[str, Any]
+    path: Path,
+    teacher: Any,
+    student: Any,
+    weight: Any,
+    sigma: Any,
+    shrinkage: dict[str, Any],
+    *,
+    r2: float = 0.25,
 ) -> Path:
     site = {"stack": "decoder", "point": "resid_post"}
     tensors = {"weight": weight, "source_covariance": sigma}
@@ -320,7 +381,7 @@ def _ridge_package(
             "pairing": "synthetic",
         },
         "metrics": {
-            "held_out": {"centered_cosine": 0.5, "raw_cosine": 0.5, "r2": 0.25},
+            "held_out": {"centered_cosine": 0.5, "raw_cosine": 0.5, "r2": r2},
             "baselines": {},
             "train_samples": 2000,
             "test_samples": 0,

@@ -48,7 +48,7 @@ def imported() -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def with_statistics() -> tuple[dict[str, Any], dict[str, Any]]:
-    """A ridge mapping with its shrinkage statistics, and a vector translated with rule ridge_gain."""
+    """A ridge mapping with its shrinkage statistics, and a vector translated with rule ridge_r2."""
     man = manifest(vectors=[], models=ab_models())
     man["mappings"] = [
         mapping(
@@ -68,7 +68,7 @@ def with_statistics() -> tuple[dict[str, Any], dict[str, Any]]:
                 "mapping": "a-to-b",
                 "norm_ratio": 0.8,
                 "recommended_scale": 5.0,
-                "rule": "ridge_gain",
+                "rule": "ridge_r2",
             },
         )
     ]
@@ -104,7 +104,7 @@ def format_1_1(s: Suite) -> None:
         ["format-1-1", "statistics"],
         "Format 1.1: a ridge mapping with shrinkage {alpha, residual_variance, samples} and a"
         " [d_in, d_in] source_covariance tensor (allowed beside any form's tensors), a translation"
-        " with rule 'ridge_gain', and provenance.inputs.",
+        " with rule 'ridge_r2' (the ridge image divided by √R²), and provenance.inputs.",
         ["Format11"],
         write(stats, stat_tensors),
     )
@@ -185,7 +185,7 @@ def _statistics_defects(s: Suite) -> None:
         "invalid-1-1-translation-rule",
         "schema",
         ["statistics"],
-        "translation.rule 'median_norm', not one of ridge_gain, map_gain, mean_norm.",
+        "translation.rule 'median_norm', not one of ridge_r2, map_r2, ridge_gain, map_gain, mean_norm.",
         ["Format11"],
         raw_package(m, t, version=(1, 1)),
     )

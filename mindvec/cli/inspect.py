@@ -177,6 +177,8 @@ def _render_vectors(s: Mapping[str, Any]) -> list[str]:
 
 #: how each translation rule derives the target norm n* (spec 6.1, R-94)
 RULE_TEXT = {
+    "ridge_r2": "n* = |W(v + α Σ⁺v)| less its sampling noise (the least-squares image of v), / √R² held out",
+    "map_r2": "n* = |W v| / √R² held out",
     "ridge_gain": "n* = |W(v + α Σ⁺v)| less its sampling noise, the unshrunk ridge map's image of v",
     "map_gain": "n* = |W v|",
     "mean_norm": "1.0's n* = |v|·c_tgt/c_src",
