@@ -1,7 +1,9 @@
 """Every causal-LM type of the installed transformers: steered exactly, or refused with a typed error.
 
 Each type is built tiny from its default configuration with generic size overrides (64 wide,
-2 layers, 128 tokens). A type that then has more than 30M parameters, fails to build, or whose
+2 layers, 128 tokens; vision and audio towers shrunk too), the per-layer plans of hybrid and
+looped models cut to the new depth, and a few per-type settings (``EXTRA``). A type that
+then has more than 30M parameters, fails to build, or whose
 plain forward pass fails is *not buildable* here, with the reason. For the others, a vector at
 the middle block's ``resid_post`` must either (a) shift that block's output by exactly the
 vector at every position, leave the blocks before it unchanged, and be removed bit for bit, or
@@ -38,6 +40,70 @@ SMALL = {
     "bos_token_id": 1, "eos_token_id": 2,
 }  # fmt: skip
 MAX_PARAMS = 30_000_000
+#: the vision and audio towers of multimodal models, shrunk alike (they are built, never run)
+TOWER = {
+    "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+    "depth": 1, "embed_dim": 32, "num_heads": 2, "out_hidden_size": 64, "num_global_layers": 1,
+    "num_blocks": 1, "attention_dim": 32, "attention_heads": 2, "linear_units": 64,
+    "projection_dim": 32, "vision_output_dim": 64,
+}  # fmt: skip
+
+
+MROPE = [2, 3, 3]
+#: per-type settings the generic overrides leave inconsistent at 64 wide
+EXTRA: dict[str, dict[str, Any]] = {
+    # its default config leaves the indexed-attention layers' sizes unset (None)
+    "qwen4_exp_text": {
+        "indexer_n_heads": 2, "indexer_kv_heads": 1, "indexer_head_dim": 16, "linear_key_head_dim": 16,
+        "linear_value_head_dim": 16, "linear_num_key_heads": 2, "linear_num_value_heads": 4,
+        "ple_embed_dim": 64, "ngram_vocab_size_base": 256, "indexer_budget": 8, "indexer_compress_ratio": 4,
+    },
+    # multimodal RoPE splits head_dim / 2 = 8 rotary pairs over (time, height, width)
+    "qwen2_vl": {"rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": MROPE}},
+    "qwen2_5_vl": {"rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": MROPE}},
+}  # fmt: skip
+
+
+def _shrink(cfg: Any, values: dict[str, Any]) -> None:
+    for key, value in values.items():
+        if hasattr(cfg, key):
+            try:
+                setattr(cfg, key, value)
+            except (AttributeError, TypeError, ValueError):
+                pass
+
+
+def _plan(types: list[Any], n: int) -> list[Any]:
+    """``n`` layer kinds from a default pattern: its last entries, with one other kind first
+    when those are all alike, so that a tiny hybrid keeps an attention layer and another kind."""
+    plan = list(types[-n:])
+    if len(set(map(str, plan))) == 1 and len(set(map(str, types))) > 1:
+        other = next(t for t in types if str(t) != str(plan[-1]))
+        plan = [other, *plan[1:]]
+    return plan
+
+
+def _fit_layer_plan(text: Any) -> None:
+    """Derived per-layer settings follow the new depth, as the config's own __init__ would.
+
+    - ``layer_types`` / ``layers_block_type`` (hybrid decoders): see :func:`_plan`, and the
+      hybrid layers' indices from it (Zamba 2);
+    - attention period and offset (Jamba, Zamba) or indices (Bamba): the last of two layers;
+    - ``num_layers_per_stack`` (HRM's looped stacks): one layer a stack, and
+      ``num_hidden_layers`` recomputed from the cycles as HrmTextConfig does."""
+    n = int(getattr(text, "num_hidden_layers", 0) or 0)
+    for key in ("layer_types", "layers_block_type"):
+        types = getattr(text, key, None)
+        if isinstance(types, list) and n and len(types) != n:
+            setattr(text, key, _plan(types, n))
+    if isinstance(getattr(text, "hybrid_layer_ids", None), list):
+        text.hybrid_layer_ids = [i for i, t in enumerate(text.layers_block_type) if t == "hybrid"]
+    for key, value in (("attn_layer_period", 2), ("attn_layer_offset", 1), ("attn_layer_indices", [1])):
+        if hasattr(text, key):
+            setattr(text, key, value)
+    if getattr(text, "num_layers_per_stack", None) is not None:
+        text.num_layers_per_stack = 1
+        text.num_hidden_layers = text.H_cycles * (text.L_cycles + 1)
 
 
 def _tiny(model_type: str, auto: Any) -> tuple[Any, str]:
@@ -47,12 +113,12 @@ def _tiny(model_type: str, auto: Any) -> tuple[Any, str]:
     try:
         cfg = CONFIG_MAPPING[model_type]()
         text = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
-        for key, value in SMALL.items():
-            if hasattr(text, key):
-                try:
-                    setattr(text, key, value)
-                except (AttributeError, TypeError, ValueError):
-                    pass
+        _shrink(text, SMALL | EXTRA.get(model_type, {}))
+        _fit_layer_plan(text)
+        for name in ("vision_config", "audio_config", "speech_config", "vision_encoder_config"):
+            tower = getattr(cfg, name, None)
+            if tower is not None and tower is not text and hasattr(tower, "to_dict"):
+                _shrink(tower, TOWER)
         with torch.device("meta"):
             probe = auto.from_config(cfg)
         size = sum(p.numel() for p in probe.parameters())
@@ -155,3 +221,32 @@ def test_every_language_model_is_exact_or_refused(tmp_path: Path, kind: str) -> 
         print(f"  not built {model_type}: {why}")
     assert wrong == {}, wrong
     assert len(exact) >= least  # the sweep really ran
+
+
+@pytest.mark.req("R-92")
+def test_a_hidden_state_of_another_width_is_refused_in_the_hook_and_undone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Qwen4-Exp's hyper-connections carry 4 streams of 64 side by side (256 wide). The config
+    check refuses it at install; with that check off, the hook itself must refuse with
+    ``architecture`` at the first call (not let the model raise from inside), remove its hooks,
+    and leave the model as it was."""
+    from transformers import AutoModelForCausalLM
+
+    from mindvec.loader import stacks
+
+    model, why = _tiny("qwen4_exp_text", AutoModelForCausalLM)
+    assert model is not None, why
+    path = tiny_models.vector_package(tmp_path / "v.mindvec", model, layers=(1,), scale=1.0)
+    with pytest.raises(MindvecError) as refused:
+        mindvec.steer(model, path, policy=Policy(allow_unsigned=True))
+    assert refused.value.code == "architecture" and "hc_count=4" in refused.value.message
+    monkeypatch.setattr(stacks, "STREAM_KEYS", ())
+    with torch.no_grad():
+        plain = model(_ids()).logits
+        handle = mindvec.steer(model, path, policy=Policy(allow_unsigned=True))
+        with pytest.raises(MindvecError) as at_call:
+            model(_ids())
+        assert at_call.value.code == "architecture" and "256 wide" in at_call.value.message
+        assert torch.equal(model(_ids()).logits, plain)
+    handle.remove()  # already removed: a no-op

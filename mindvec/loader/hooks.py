@@ -364,10 +364,27 @@ class SiteOps:
             return self.recorder.all_selection(h)
         return self.recorder.context(h).selection(positions, h)
 
+    def _check_width(self, h: Any) -> None:
+        """A hidden state of another width than the vectors (a stack that is not the residual
+        stream, say hyper-connections' several streams) has no site: undo and refuse, rather
+        than let the model raise from inside."""
+        width = int(self.ops[0].vector32.shape[-1]) if self.ops else None
+        if width is None or int(h.shape[-1]) == width:
+            return
+        if self._on_loop is not None:
+            self._on_loop()
+        raise UsageError(
+            "architecture",
+            f"the hidden state at a steered site is {int(h.shape[-1])} wide but the vector is {width}: this"
+            " block's output is not the residual stream the binding check found (for example several"
+            " streams side by side). mindvec removed its hooks; the model is unchanged",
+        )
+
     def __call__(self, h: Any) -> Any:
         import torch
 
         self._check_once_per_call()
+        self._check_width(h)
         ops, i = self.ops, 0
         while i < len(ops):
             o = ops[i]

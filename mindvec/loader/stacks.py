@@ -7,7 +7,8 @@ have an ``encoder`` stack.
 
 Lookup order: an explicit table keyed by ``config.model_type`` (``STACK_TABLE``: the
 dotted path suffix of each stack's ModuleList), then a structural fallback (the longest
-``nn.ModuleList`` whose items all have the same class; in encoder-decoder models the
+``nn.ModuleList`` whose items all have the same class, or a hybrid decoder's list with one
+block per entry of ``layer_types``; in encoder-decoder models the
 longest such list under a path containing ``encoder`` / ``decoder``). When neither
 works, ``UsageError("architecture")`` names the candidate lists that were found.
 """
@@ -121,6 +122,22 @@ def _uniform(mod: Any) -> bool:
     return all(type(m) is first for m in mod) and first.__name__ != "ModuleList"
 
 
+def _stack_like(model: torch.nn.Module, mod: Any) -> bool:
+    """One class of block, or a hybrid decoder's: one block per entry of the text config's
+    ``layer_types``, with no more block classes than kinds of layer (OLMo-hybrid's linear and
+    full attention blocks)."""
+    if _uniform(mod):
+        return True
+    types = getattr(_text_config(model), "layer_types", None)
+    classes = {type(m) for m in mod}
+    return (
+        isinstance(types, list)
+        and len(types) == len(mod)
+        and len(classes) <= len(set(map(str, types)))
+        and all(c.__name__ != "ModuleList" for c in classes)
+    )
+
+
 def _expected_layers(model: torch.nn.Module, stack: str) -> int | None:
     cfg = getattr(model, "config", None)
     if cfg is None:
@@ -193,7 +210,8 @@ def _from_table(model: torch.nn.Module, lists: list[tuple[str, Any]]) -> Stacks 
         return None
     found: dict[str, Stack] = {}
     for stack, suffix in entry.items():
-        cands = [(n, m) for n, m in lists if (n == suffix or n.endswith("." + suffix)) and _uniform(m)]
+        named = [(n, m) for n, m in lists if n == suffix or n.endswith("." + suffix)]
+        cands = [(n, m) for n, m in named if _stack_like(model, m)]
         hit = _pick(cands, _expected_layers(model, stack), expected_width(model))
         if hit is None:
             return None
@@ -202,7 +220,7 @@ def _from_table(model: torch.nn.Module, lists: list[tuple[str, Any]]) -> Stacks 
 
 
 def _structural(model: torch.nn.Module, lists: list[tuple[str, Any]]) -> Stacks | None:
-    uniform = [(n, m) for n, m in lists if _uniform(m)]
+    uniform = [(n, m) for n, m in lists if _stack_like(model, m)]
     if not uniform:
         return None
     if getattr(getattr(model, "config", None), "is_encoder_decoder", False):
@@ -228,20 +246,35 @@ def _structural(model: torch.nn.Module, lists: list[tuple[str, Any]]) -> Stacks 
 LOOP_KEYS = ("H_cycles", "L_cycles", "num_loops", "n_loops", "loop_count", "recurrence_steps")
 
 
-def loops(model: torch.nn.Module) -> str | None:
-    """The configuration key that makes ``model`` looped (its blocks run more than once), if any."""
+#: configuration keys that say the residual stream is several streams side by side
+#: (hyper-connections), so that no block output is one hidden_size-wide vector
+STREAM_KEYS = ("hc_count", "hc_mult", "num_residual_streams", "hyper_connection_rate")
+
+
+def _text_config(model: torch.nn.Module) -> Any:
     cfg = getattr(model, "config", None)
-    if cfg is None:
-        return None
     try:
-        text = cfg.get_text_config()
+        return cfg.get_text_config() if cfg is not None else None
     except (AttributeError, TypeError, ValueError):
-        text = cfg
-    for key in LOOP_KEYS:
-        value = getattr(text, key, None)
+        return cfg
+
+
+def _int_over_one(cfg: Any, keys: tuple[str, ...]) -> str | None:
+    for key in keys:
+        value = getattr(cfg, key, None)
         if isinstance(value, int) and not isinstance(value, bool) and value > 1:
             return f"{key}={value}"
     return None
+
+
+def streams(model: torch.nn.Module) -> str | None:
+    """The configuration key that gives ``model`` several residual streams, if any."""
+    return _int_over_one(_text_config(model), STREAM_KEYS)
+
+
+def loops(model: torch.nn.Module) -> str | None:
+    """The configuration key that makes ``model`` looped (its blocks run more than once), if any."""
+    return _int_over_one(_text_config(model), LOOP_KEYS)
 
 
 def check_stack(model: torch.nn.Module, stack: Stack, width: int) -> None:
@@ -257,6 +290,14 @@ def check_stack(model: torch.nn.Module, stack: Stack, width: int) -> None:
             "architecture",
             f"this model's blocks run more than once per forward pass ({looped}): a vector at a site would be"
             " added on every pass, and the spec gives such blocks no site (section 8.1)",
+        )
+    wide = streams(model)
+    if wide is not None:
+        raise UsageError(
+            "architecture",
+            f"this model's residual stream is several streams side by side ({wide}, hyper-connections):"
+            " no block output is one vector of the model's hidden size, and the spec gives such models"
+            " no site (section 8.1)",
         )
     expected = _expected_layers(model, stack.name)
     if expected is not None and len(stack) != expected:
