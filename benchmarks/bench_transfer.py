@@ -254,17 +254,10 @@ def replaced(fitted: Any, vector: Any, method: str = "random") -> Any:
 
 
 def polarity_texts() -> tuple[list[str], list[str]]:
-    """The first positive and negative movie-review sentences of ``pang_lee_polarity.cor``."""
+    """The probe's contrast set: the first movie-review sentences of four words or more."""
     from mindvec import assets
 
-    pos: list[str] = []
-    neg: list[str] = []
-    for line in assets.corpus("pang_lee_polarity.cor").splitlines():
-        label, _, text = line.partition(" ")
-        side = {"__label__pos": pos, "__label__neg": neg}.get(label)
-        if side is not None and len(side) < PROBE_TEXTS and len(text.split()) >= 4:
-            side.append(text.strip())
-    return pos, neg
+    return assets.polarity(PROBE_TEXTS, min_words=4)
 
 
 def probe_layers(

@@ -64,14 +64,7 @@ class Timer:
 def polarity() -> tuple[list[str], list[str]]:
     from mindvec import assets
 
-    pos, neg = [], []
-    for line in assets.corpus("pang_lee_polarity.cor").splitlines():
-        label, _, text = line.partition(" ")
-        if label == "__label__pos":
-            pos.append(text.strip())
-        elif label == "__label__neg":
-            neg.append(text.strip())
-    return pos, neg
+    return assets.polarity()
 
 
 # ----------------------------------------------------------------------------- effect measure

@@ -97,3 +97,16 @@ def corpus(name: str = "lee_background.cor") -> str:
     with zipfile.ZipFile(wheels[-1]) as zf:
         data = zf.read(f"gensim/test/test_data/{name}")
     return data.decode("latin-1" if name.startswith("pang_lee") else "utf-8")
+
+
+def polarity(limit: int | None = None, *, min_words: int = 0) -> tuple[list[str], list[str]]:
+    """Positive and negative movie-review sentences of ``pang_lee_polarity.cor``, in file order:
+    at most ``limit`` of each, and only those of at least ``min_words`` words."""
+    pos: list[str] = []
+    neg: list[str] = []
+    for line in corpus("pang_lee_polarity.cor").splitlines():
+        label, _, text = line.partition(" ")
+        side = {"__label__pos": pos, "__label__neg": neg}.get(label)
+        if side is not None and (limit is None or len(side) < limit) and len(text.split()) >= min_words:
+            side.append(text.strip())
+    return pos, neg

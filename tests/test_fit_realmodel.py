@@ -66,17 +66,6 @@ def _check_and_write(
     return out
 
 
-def _polarity(n: int = 64) -> tuple[list[str], list[str]]:
-    pos: list[str] = []
-    neg: list[str] = []
-    for line in assets.corpus("pang_lee_polarity.cor").splitlines():
-        label, _, text = line.partition(" ")
-        side = {"__label__pos": pos, "__label__neg": neg}.get(label)
-        if side is not None and len(side) < n and len(text.split()) >= 4:
-            side.append(text.strip())
-    return pos, neg
-
-
 def _check_translated_norm(src: Any, tgt: Any, map_path: Path, tmp_path: Path) -> float:
     """[R-94] on real models: the recommended scale injects about the norm of the student's own
     sentiment vector at the target site, the size the rule estimates. A band, not a tight check:
@@ -92,7 +81,7 @@ def _check_translated_norm(src: Any, tgt: Any, map_path: Path, tmp_path: Path) -
 
     with open_package(map_path) as pkg:
         spec = pkg.mapping()
-    pos, neg = _polarity()
+    pos, neg = assets.polarity(64, min_words=4)
     teacher = extract_at_sites(src.model, src.tokenizer, pos, neg, [spec.source_site], progress=False)
     native = extract_at_sites(tgt.model, tgt.tokenizer, pos, neg, [spec.target_site], progress=False)
     vec = vector_package(
