@@ -22,6 +22,12 @@ UNSIGNED_OK = Policy(allow_unsigned=True)
 
 D_IN, D_OUT = 32, 48
 C_TGT = 30.0  # the mapping's target calibration
+PROVENANCE = {
+    "creator": "tests",
+    "created": "2026-01-01T00:00:00Z",
+    "tool": {"name": "mindvec", "version": "0.1.0"},
+    "license": "Apache-2.0",
+}
 
 
 @pytest.fixture(scope="module")
@@ -100,12 +106,7 @@ def _mapping_package(path: Path, teacher: Any, student: Any, form: str, seed: in
             "student": _ref(student, "student"),
         },
         "mappings": [entry],
-        "provenance": {
-            "creator": "tests",
-            "created": "2026-01-01T00:00:00Z",
-            "tool": {"name": "mindvec", "version": "0.1.0"},
-            "license": "Apache-2.0",
-        },
+        "provenance": dict(PROVENANCE),
     }
     out = write(path, manifest, {f"t2s.{r}": t for r, t in tensors.items()})
     return out, weight
@@ -399,12 +400,7 @@ def _ridge_package(
         },
         "models": {"teacher": teacher, "student": student},
         "mappings": [entry],
-        "provenance": {
-            "creator": "tests",
-            "created": "2026-01-01T00:00:00Z",
-            "tool": {"name": "mindvec", "version": "0.1.0"},
-            "license": "Apache-2.0",
-        },
+        "provenance": dict(PROVENANCE),
     }
     out = write(path, manifest, {f"t2s.{r}": np.asarray(t, dtype=np.float32) for r, t in tensors.items()})
     assert mindvec.open(out).manifest["format"] == "1.1"  # the statistics need 1.1
