@@ -42,6 +42,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import statistics
 import sys
 import time
@@ -144,8 +145,9 @@ class Student:
                 **enc, max_new_tokens=GEN_TOKENS, do_sample=False, pad_token_id=tok.pad_token_id
             )
         texts = tok.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
-        words = [w.strip().lower() for w in self.data["concepts"][concept]["words"]]
-        return float(np.mean([any(w in t.lower() for w in words) for t in texts]))
+        words = "|".join(re.escape(w.strip()) for w in self.data["concepts"][concept]["words"])
+        pattern = re.compile(rf"\b(?:{words})\b", re.IGNORECASE)  # whole words: "eat" is not "great"
+        return float(np.mean([pattern.search(t) is not None for t in texts]))
 
 
 @dataclass

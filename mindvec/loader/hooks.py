@@ -321,12 +321,12 @@ class SiteOps:
     hidden state once. ``positions='all'`` reads only the mask, with no host sync.
     """
 
-    def __init__(self, recorder: ContextRecorder, on_loop: Any = None) -> None:
+    def __init__(self, recorder: ContextRecorder, on_refuse: Any = None) -> None:
         self.recorder = recorder
         self.ops: list[Operation] = []
         self._fused: dict[tuple[Any, ...], Any] = {}
         self._last_call = -1
-        self._on_loop = on_loop
+        self._on_refuse = on_refuse
 
     def _check_once_per_call(self) -> None:
         """A block that runs twice in one forward pass (a looped model) has no site: undo and refuse.
@@ -338,8 +338,8 @@ class SiteOps:
         if torch.compiler.is_compiling() or not self.recorder.in_call:
             return  # outside a call of the recorded module (say, its base model called alone)
         if self.recorder.calls == self._last_call:
-            if self._on_loop is not None:
-                self._on_loop()
+            if self._on_refuse is not None:
+                self._on_refuse()
             raise UsageError(
                 "architecture",
                 "a steered block ran twice in one forward pass (a looped or recurrent-depth model): the "
@@ -371,8 +371,8 @@ class SiteOps:
         width = int(self.ops[0].vector32.shape[-1]) if self.ops else None
         if width is None or int(h.shape[-1]) == width:
             return
-        if self._on_loop is not None:
-            self._on_loop()
+        if self._on_refuse is not None:
+            self._on_refuse()
         raise UsageError(
             "architecture",
             f"the hidden state at a steered site is {int(h.shape[-1])} wide but the vector is {width}: this"

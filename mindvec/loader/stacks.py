@@ -248,7 +248,7 @@ LOOP_KEYS = ("H_cycles", "L_cycles", "num_loops", "n_loops", "loop_count", "recu
 
 #: configuration keys that say the residual stream is several streams side by side
 #: (hyper-connections), so that no block output is one hidden_size-wide vector
-STREAM_KEYS = ("hc_count", "hc_mult", "num_residual_streams", "hyper_connection_rate")
+STREAM_KEYS = ("hc_count", "hc_mult")
 
 
 def _text_config(model: torch.nn.Module) -> Any:

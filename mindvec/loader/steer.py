@@ -70,7 +70,7 @@ class _ModelSteerer:
         site = point.site
         slot = self.slots.get(site)
         if slot is None:
-            run = SiteOps(self._recorder(site.stack), on_loop=self.abandon)
+            run = SiteOps(self._recorder(site.stack), on_refuse=self.abandon)
             slot = _Slot(attach(self.model, site, run), run.ops)
             self.slots[site] = slot
         slot.ops.append(op)
