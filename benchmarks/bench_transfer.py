@@ -27,6 +27,9 @@ the min-max spread):
 - ``rec``: the translated package at its recommended scale (what a user gets);
 - ``eq``: the translated direction at the native vector's injected norm;
 - ``matched``: the translated direction at the scale where its damage equals the native's;
+- ``cap``: the translated direction at the scale where its damage is 1.2x the native's, the
+  most that any recommended scale could reach within the damage target (an upper bound on
+  ``rec`` for a rule that respects it; interpolated over the scanned scales);
 - ``randmap``: a random teacher direction pushed through the map, and ``rand``: a random
   student direction, both at the injected norm of ``rec``;
 - ``inj``: injected norm of ``rec`` / native norm; ``dmg``: damage of ``rec`` / native damage.
@@ -62,6 +65,7 @@ SUBSET = 18  # of the 24 contrastive pairs, per seed
 GEN_TOKENS = 20
 SCAN = (0.5, 0.75, 1.0, 1.5, 2.0)  # multiples of the recommended scale, for matched damage
 CACHE_VERSION = "transfer-1"
+DAMAGE_CAP = 1.2  # the damage target, x the native vector's damage
 #: the layer probe's concept, sentiment, shares nothing with the evaluated ones
 PROBE_WORDS = (
     (" good", " great", " wonderful", " excellent", " beautiful", " amazing", " fantastic", " brilliant"),
@@ -352,13 +356,17 @@ def run_cell(
         if m != 1.0
     ]
     scan.sort(key=lambda p: p[1].damage)
-    matched = float(np.interp(nat.damage, [p[1].damage for p in scan], [p[1].effect for p in scan]))
+    damages, effects = [p[1].damage for p in scan], [p[1].effect for p in scan]
+    matched = float(np.interp(nat.damage, damages, effects))
+    # the most any scale of this direction can do within the damage target (1.2x native)
+    cap = float(np.interp(DAMAGE_CAP * nat.damage, damages, effects))
     cos = float(tv.tensor @ native / w_norm / n_norm)
     return {
         "cos": cos,
         "rec": rec.effect / nat.effect,
         "eq": eq.effect / nat.effect,
         "matched": matched / nat.effect,
+        "cap": cap / nat.effect,
         "randmap": randmap.effect / nat.effect,
         "rand": rand.effect / nat.effect,
         "inj": rec_norm / n_norm,
@@ -374,7 +382,7 @@ def run_cell(
 
 # ----------------------------------------------------------------------------- table
 
-COLUMNS = ("cos", "inj", "rec", "eq", "matched", "randmap", "rand", "dmg", "gen_nat", "gen_rec")
+COLUMNS = ("cos", "inj", "rec", "eq", "matched", "cap", "randmap", "rand", "dmg", "gen_nat", "gen_rec")
 
 
 def spread(values: Sequence[float]) -> str:
@@ -418,7 +426,11 @@ def verdicts(rows: dict[tuple[str, str], list[dict[str, float]]]) -> list[str]:
             all(m["dmg"] <= 1.2 for m in med.values()),
         ),
     ]
-    return [f"  [{'pass' if ok else 'FAIL'}] {text}" for text, ok in checks]
+    cap = [m["cap"] for m in med.values()]
+    return [f"  [{'pass' if ok else 'FAIL'}] {text}" for text, ok in checks] + [
+        f"  within the damage target, a scale of each cell's own could reach at most: median "
+        f"{statistics.median(cap):.2f}, min {min(cap):.2f} (cap)"
+    ]
 
 
 # ----------------------------------------------------------------------------- main
