@@ -21,7 +21,13 @@ means ``u``. Two things keep ``|W v|`` below ``|u|`` on real pairs, and the rule
    layer 15 from Gemma 3 270M layers 4-8 and Qwen2.5-Coder 0.5B layers 4-12, 49k pairs, three
    concepts: ``|W v|/|u|`` was 0.67-0.92, and ``n*/|u|`` 0.83-1.11. The split is an assumption
    about the concept: for a movie-review sentiment vector into SmolLM2 layer 12, ``|W v|`` was
-   already 0.86-1.02 of ``|u|`` and ``n*`` overshot by 1.15-1.39. An orthogonal map is no
+   already 0.86-1.02 of ``|u|`` and ``n*`` overshot by 1.15-1.39. Most of that is the vector's
+   own sampling noise ``ε``, which ``W`` carries along (``|W(v + ε)|² ≈ |W v|² + |W ε|²``), so
+   the *signal* part of the injected vector still has the size ``n*`` estimates. Taking
+   ``|W ε|²`` out of ``g²`` (tried, with split-half estimates of ``ε``) brought the sentiment
+   norm to 0.77-0.80 of ``|u|``, but it lowered the injected norm on the benchmark's concepts
+   by 6-11% and the steering effect with it (Qwen L8 ocean: 0.76 -> 0.68 of native), because
+   the noise part steers nothing: the rule keeps it. An orthogonal map is no
    regression and a map without a held-out R² gives no share, so these keep ``n* = g`` (rules
    ``ridge_gain``, ``map_gain``).
 
