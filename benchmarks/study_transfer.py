@@ -9,8 +9,17 @@ the translated package at its recommended scale (``rec``) and at the native vect
 (``eq``), as fractions of the native package's effect. The last column is the injected norm
 at ``rec`` over the native norm. Means over the concepts.
 
+``--ensemble`` studies instead a translation from several source layers: the concept is
+extracted at every candidate teacher layer, each layer's vector goes through its own ridge map
+into the student's layer, and the translations are averaged (``t = mean_i W_i v_i``, injected
+at the mean of their target norms ``n*_i``). Layer groups: ``best`` (the bench's choice, best
+held-out R²), ``near`` (R² within 0.02 of the best) and ``all``. Per concept, over the bench's
+seeds (18 of the 24 pairs each), medians of ``bench_transfer``'s columns ``cos inj rec eq dmg
+cap``. The format holds one mapping per translated vector, so this measures a lead.
+
 Run: ``python benchmarks/study_transfer.py [--pairs 60000] [--teachers gemma3,qwen25-coder]
-[--methods ridge,lstsq,low_rank_ridge,cca,procrustes]``. It reuses ``bench_transfer``'s cache.
+[--methods ridge,lstsq,low_rank_ridge,cca,procrustes] [--ensemble [--seeds 3]]``. It reuses
+``bench_transfer``'s cache.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import bench_transfer as bt
 import numpy as np
@@ -36,7 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--cache", default=None)
     parser.add_argument("--no-cache", action="store_true")
+    parser.add_argument("--ensemble", action="store_true", help="average translations over source layers")
+    parser.add_argument("--seeds", type=int, default=3, help="--ensemble: sentence subsets per concept")
     args = parser.parse_args(argv)
+    if args.ensemble:
+        return ensemble_study(args)
     import mindvec
     from mindvec.fit import models
     from mindvec.fit.pipeline import finish_state
@@ -101,6 +115,128 @@ def main(argv: list[str] | None = None) -> int:
                     )
             del teacher, state
     print(f"({time.monotonic() - start:.0f}s)")
+    return 0
+
+
+#: --ensemble's layer groups: R² within this of the best is "near"
+NEAR_R2 = 0.02
+ENSEMBLE_COLUMNS = ("cos", "inj", "rec", "eq", "dmg", "cap")
+
+
+def _groups(r2: dict[int, float]) -> dict[str, list[int]]:
+    best = max(r2, key=lambda layer: r2[layer])
+    return {
+        "best": [best],
+        "near": [layer for layer in r2 if r2[layer] >= r2[best] - NEAR_R2],
+        "all": list(r2),
+    }
+
+
+def _ensemble_cell(
+    student: bt.Student, concept: str, t: np.ndarray, n_star: float, n_fit: Any, n_path: Path, work: Path
+) -> dict[str, float]:
+    """bench_transfer's measures for the student-side vector ``t`` injected at norm ``n_star``,
+    against the native package ``n_path`` (made from ``n_fit``)."""
+    import mindvec
+
+    ok, model = mindvec.Policy(allow_unsigned=True), student.loaded.model
+    n_vec = n_fit.sites[0].vector
+    nat = bt.measure(student, concept, mindvec.steer(model, n_path, policy=ok))
+    t_norm, n_norm = float(np.linalg.norm(t)), float(np.linalg.norm(n_vec))
+    path = bt.vector_file(
+        bt.replaced(n_fit, t, "translated"), student.loaded, "ens", work / "e.mindvec", ["x"]
+    )
+
+    def at(norm: float) -> bt.Measured:
+        return bt.measure(student, concept, mindvec.steer(model, path, scale=norm / t_norm, policy=ok))
+
+    scan = sorted(((m, at(m * n_star)) for m in bt.SCAN), key=lambda p: p[1].damage)
+    rec = next(r for m, r in scan if m == 1.0)
+    cap = float(
+        np.interp(bt.DAMAGE_CAP * nat.damage, [r.damage for _, r in scan], [r.effect for _, r in scan])
+    )
+    return {
+        "cos": float(t @ n_vec) / t_norm / n_norm,
+        "inj": n_star / n_norm,
+        "rec": rec.effect / nat.effect,
+        "eq": at(n_norm).effect / nat.effect,
+        "dmg": rec.damage / nat.damage,
+        "cap": cap / nat.effect,
+    }
+
+
+def _per_layer(
+    teacher: Any, maps: dict[int, Path], pos: list[str], neg: list[str], work: Path
+) -> dict[int, tuple[np.ndarray, float]]:
+    """Each candidate layer's translation ``W_i v_i`` and the norm its package injects (``n*_i``)."""
+    from mindvec.fit.activations import layer_sites
+    from mindvec.fit.vectors import VectorFit, extract_at_sites
+    from mindvec.translation import translate_vector
+
+    sites = layer_sites(teacher.model, list(maps))
+    t_fit = extract_at_sites(teacher.model, teacher.tokenizer, pos, neg, sites, progress=False)
+    out = {}
+    for sv in t_fit.sites:
+        one = bt.vector_file(VectorFit("mean_diff", [sv]), teacher, "t", work / "t.mindvec", pos)
+        tv = translate_vector(one, maps[sv.site.layer])
+        out[sv.site.layer] = (tv.tensor.astype(np.float64), tv.scale * float(np.linalg.norm(tv.tensor)))
+    return out
+
+
+def ensemble_study(args: argparse.Namespace) -> int:
+    from mindvec.fit import models
+    from mindvec.fit.pipeline import finish_state
+
+    start = time.monotonic()
+    data = json.loads(bt.DATA.read_text(encoding="utf-8"))
+    student = bt.Student(models.load(bt.STUDENT), data)
+    student.base["ppl"] = student.perplexity()
+    for concept in data["concepts"]:
+        student.base[concept] = {"logp": student.logp(concept), "gen": 0.0}
+    table: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for name in args.teachers.split(","):
+            teacher = models.load(name)
+            state, texts = bt.fit_state(teacher, student.loaded, bt.TEACHERS[name], args)
+            fits = finish_state(state)
+            maps = {
+                mf.source_site.layer: bt.write_map(
+                    mf, state, texts, teacher, student.loaded, work / f"map-{mf.source_site.layer}.mindvec"
+                )
+                for mf in fits
+            }
+            groups = _groups({mf.source_site.layer: mf.report.held_out.r2 for mf in fits})
+            print(f"{name}: layer groups {groups}", flush=True)
+            cells: dict[tuple[str, str], list[dict[str, float]]] = {}
+            for concept, c in data["concepts"].items():
+                for seed in range(args.seeds):
+                    rng = np.random.default_rng(seed)  # the bench's subsets
+                    pick = sorted(rng.choice(len(c["positive"]), size=bt.SUBSET, replace=False))
+                    pos, neg = [c["positive"][i] for i in pick], [c["negative"][i] for i in pick]
+                    per = _per_layer(teacher, maps, pos, neg, work)
+                    n_fit = bt.extract(student.loaded, bt.STUDENT_LAYER, pos, neg)
+                    n_path = bt.vector_file(n_fit, student.loaded, "native", work / "n.mindvec", pos + neg)
+                    for group, layers in groups.items():
+                        t = np.mean([per[layer][0] for layer in layers], axis=0)
+                        n_star = float(np.mean([per[layer][1] for layer in layers]))
+                        cell = _ensemble_cell(student, concept, t, n_star, n_fit, n_path, work)
+                        cells.setdefault((group, concept), []).append(cell)
+                        print(
+                            f"  {concept} seed {seed} {group:4s} "
+                            + " ".join(f"{k} {cell[k]:.3f}" for k in ENSEMBLE_COLUMNS),
+                            flush=True,
+                        )
+            for (group, concept), rows in cells.items():
+                table.append(
+                    f"{name:13s} {group:4s} {concept:7s} "
+                    + " ".join(f"{bt.spread([r[k] for r in rows]):>18s}" for k in ENSEMBLE_COLUMNS)
+                )
+            del teacher, state
+    print(f"\nmedian over {args.seeds} seed(s) [min-max] ({time.monotonic() - start:.0f}s)")
+    print(f"{'teacher':13s} {'grp':4s} {'concept':7s} " + " ".join(f"{c:>18s}" for c in ENSEMBLE_COLUMNS))
+    for line in table:
+        print(line)
     return 0
 
 
