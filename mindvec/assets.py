@@ -89,14 +89,40 @@ def qwen25_coder() -> GGUFModel:
     return GGUFModel(target.parent, target.name)
 
 
-def corpus(name: str = "lee_background.cor") -> str:
-    """Text of a gensim test corpus, read from the gensim wheel that install.sh downloads."""
+def _gensim_test_data(name: str) -> bytes:
+    """A file of gensim's test data, read from the gensim wheel that install.sh downloads."""
     wheels = sorted((cache_dir() / "wheels").glob("gensim-*.whl"))
     if not wheels:
         raise UsageError("not-found", "the gensim wheel is missing; run scripts/install.sh")
     with zipfile.ZipFile(wheels[-1]) as zf:
-        data = zf.read(f"gensim/test/test_data/{name}")
-    return data.decode("latin-1" if name.startswith("pang_lee") else "utf-8")
+        try:
+            return zf.read(f"gensim/test/test_data/{name}")
+        except KeyError:
+            raise UsageError(
+                "not-found",
+                f"gensim's test data has no file {name!r}; use e.g. lee_background.cor, lee.cor or "
+                "pang_lee_polarity.cor",
+            ) from None
+
+
+def corpus(name: str = "lee_background.cor") -> str:
+    """Text of a gensim test corpus."""
+    return _gensim_test_data(name).decode("latin-1" if name.startswith("pang_lee") else "utf-8")
+
+
+#: the shortened English Wikipedia dump in gensim's test data (206 articles, bz2 XML)
+WIKIPEDIA = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+
+
+def wikipedia() -> str:
+    """The prose of gensim's Wikipedia sample (:mod:`mindvec.wikitext`), one paragraph a line:
+    about 380k words on many topics, beside the 60k of news in ``lee_background.cor``."""
+    import bz2
+
+    from mindvec.wikitext import paragraphs
+
+    dump = bz2.decompress(_gensim_test_data(WIKIPEDIA)).decode("utf-8")
+    return "\n".join(paragraphs(dump))
 
 
 def polarity(limit: int | None = None, *, min_words: int = 0) -> tuple[list[str], list[str]]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from mindvec import assets
+from mindvec.errors import UsageError
 
 
 def test_polarity_splits_the_labelled_sentences_in_file_order() -> None:
@@ -14,3 +17,9 @@ def test_polarity_splits_the_labelled_sentences_in_file_order() -> None:
     short_pos, short_neg = assets.polarity(5, min_words=4)
     assert short_pos == [t for t in want_pos if len(t.split()) >= 4][:5]
     assert short_neg == [t for t in want_neg if len(t.split()) >= 4][:5]
+
+
+def test_a_missing_corpus_is_a_typed_error() -> None:
+    with pytest.raises(UsageError, match="no file 'nope.cor'") as err:
+        assets.corpus("nope.cor")
+    assert err.value.code == "not-found"

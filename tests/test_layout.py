@@ -21,6 +21,7 @@ LONG_MODULES: dict[str, str] = {}
 TIERS: list[tuple[str, ...]] = [
     ("mindvec.errors", "mindvec._version"),
     ("mindvec.limits", "mindvec.text", "mindvec.site", "mindvec.times", "mindvec._fs", "mindvec.features"),
+    ("mindvec.wikitext",),
     ("mindvec.calibration",),
     ("mindvec.canonical", "mindvec.container"),
     ("mindvec.payload", "mindvec.schema", "mindvec.manifest", "mindvec.shapes", "mindvec.values"),

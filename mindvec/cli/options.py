@@ -99,7 +99,10 @@ def load_models(args: argparse.Namespace, world: Any, *specs: str) -> list[Any]:
 def corpus_arguments(p: argparse.ArgumentParser, required: bool = True) -> None:
     g = p.add_mutually_exclusive_group(required=required)
     g.add_argument("--corpus", help="a UTF-8 text file (one document per line)")
-    g.add_argument("--corpus-asset", help="a gensim test corpus, e.g. lee_background.cor")
+    g.add_argument(
+        "--corpus-asset",
+        help="a gensim test corpus, e.g. lee_background.cor, or 'wikipedia' (its Wikipedia sample's prose)",
+    )
     p.add_argument("--chunk-chars", type=int, default=600, help="characters per text chunk (default 600)")
     p.add_argument("--pairing", choices=("aligned", "chunk"), default="aligned", help="token pairing mode")
 
@@ -154,7 +157,9 @@ def corpus_texts(args: argparse.Namespace) -> tuple[str, list[str]]:
     from mindvec import assets
     from mindvec.fit.pairing import split_chunks
 
-    if args.corpus_asset:
+    if args.corpus_asset == "wikipedia":
+        name, text = "wikipedia", assets.wikipedia()
+    elif args.corpus_asset:
         name, text = args.corpus_asset, assets.corpus(args.corpus_asset)
     else:
         try:
