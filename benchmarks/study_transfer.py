@@ -39,9 +39,22 @@ METHODS = ("ridge", "lstsq", "low_rank_ridge", "cca", "procrustes")
 HYPER = {"low_rank_ridge": {"rank": 64}}
 
 
+def _student() -> tuple[dict[str, Any], bt.Student]:
+    """The concepts, and the student with its unsteered baselines (no generation measure)."""
+    from mindvec.fit import models
+
+    data = json.loads(bt.DATA.read_text(encoding="utf-8"))
+    student = bt.Student(models.load(bt.STUDENT), data)
+    student.base["ppl"] = student.perplexity()
+    for concept in data["concepts"]:
+        student.base[concept] = {"logp": student.logp(concept), "gen": 0.0}
+    return data, student
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pairs", type=int, default=60000)
+    parser.add_argument("--pairs", type=int, default=bt.PAIRS)
+    parser.add_argument("--corpus", choices=bt.CORPORA, default="lee+wiki")
     parser.add_argument("--teachers", default=",".join(bt.TEACHERS))
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--cache", default=None)
@@ -57,11 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     from mindvec.translation import translate_vector
 
     start = time.monotonic()
-    data = json.loads(bt.DATA.read_text(encoding="utf-8"))
-    student = bt.Student(models.load(bt.STUDENT), data)
-    student.base["ppl"] = student.perplexity()
-    for concept in data["concepts"]:
-        student.base[concept] = {"logp": student.logp(concept), "gen": 0.0}
+    data, student = _student()
     ok = mindvec.Policy(allow_unsigned=True)
     model = student.loaded.model
     with tempfile.TemporaryDirectory() as tmp:
@@ -87,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
             for method in args.methods.split(","):
                 for mf in finish_state(state, method=method, **HYPER.get(method, {})):
                     layer = mf.source_site.layer
-                    map_path = bt.write_map(mf, state, texts, teacher, student.loaded, work / "map.mindvec")
+                    map_path = bt.write_map(
+                        mf, state, texts, teacher, student.loaded, work / "map.mindvec", args.corpus
+                    )
                     cos, rec, eq, inj = [], [], [], []
                     for concept in data["concepts"]:
                         n_path, n_vec, n_eff = native[concept]
@@ -188,11 +199,7 @@ def ensemble_study(args: argparse.Namespace) -> int:
     from mindvec.fit.pipeline import finish_state
 
     start = time.monotonic()
-    data = json.loads(bt.DATA.read_text(encoding="utf-8"))
-    student = bt.Student(models.load(bt.STUDENT), data)
-    student.base["ppl"] = student.perplexity()
-    for concept in data["concepts"]:
-        student.base[concept] = {"logp": student.logp(concept), "gen": 0.0}
+    data, student = _student()
     table: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -202,7 +209,13 @@ def ensemble_study(args: argparse.Namespace) -> int:
             fits = finish_state(state)
             maps = {
                 mf.source_site.layer: bt.write_map(
-                    mf, state, texts, teacher, student.loaded, work / f"map-{mf.source_site.layer}.mindvec"
+                    mf,
+                    state,
+                    texts,
+                    teacher,
+                    student.loaded,
+                    work / f"map-{mf.source_site.layer}.mindvec",
+                    args.corpus,
                 )
                 for mf in fits
             }
