@@ -3,9 +3,9 @@
 Maps fitted on one news corpus alone carried concept directions less well than maps that had
 also seen encyclopedic text on many topics (``benchmarks/study_transfer.py``), and the only
 such text offline is the shortened Wikipedia dump in gensim's test data. This turns its wiki
-markup into the paragraphs a reader sees: references, comments, templates and tables go,
-links keep their shown text, and only paragraphs of prose remain (no headings, lists or
-table rows, at least ``min_chars`` long). No network, no parser dependency: wikitext has no
+markup into the paragraphs a reader sees: references, comments, formulas, templates and
+tables go, links keep their shown text, and only paragraphs of prose remain (no headings,
+lists or table rows, at least ``min_chars`` long). No network, no parser dependency: wikitext has no
 grammar a library here would give, and these rules are enough for prose.
 """
 
