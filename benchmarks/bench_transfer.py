@@ -318,6 +318,21 @@ def probe_layers(
 # ----------------------------------------------------------------------------- one cell
 
 
+def subset(concept: dict[str, Any], seed: int) -> tuple[list[str], list[str], np.random.Generator]:
+    """A seed's random ``SUBSET`` of a concept's sentence pairs, and the generator, which the
+    seed's random controls draw from next."""
+    rng = np.random.default_rng(seed)
+    pick = sorted(rng.choice(len(concept["positive"]), size=SUBSET, replace=False))
+    return [concept["positive"][i] for i in pick], [concept["negative"][i] for i in pick], rng
+
+
+def at_damage(damage: float, scan: Sequence[Measured]) -> float:
+    """The effect of one direction at ``damage``, interpolated over its scanned scales (held at
+    the ends outside them)."""
+    ordered = sorted(scan, key=lambda m: m.damage)
+    return float(np.interp(damage, [m.damage for m in ordered], [m.effect for m in ordered]))
+
+
 def run_cell(
     student: Student,
     teacher: Any,
@@ -331,10 +346,7 @@ def run_cell(
     import mindvec
     from mindvec.translation import translate_vector
 
-    c = student.data["concepts"][concept]
-    rng = np.random.default_rng(seed)
-    pick = sorted(rng.choice(len(c["positive"]), size=SUBSET, replace=False))
-    pos, neg = [c["positive"][i] for i in pick], [c["negative"][i] for i in pick]
+    pos, neg, rng = subset(student.data["concepts"][concept], seed)
     ok = mindvec.Policy(allow_unsigned=True)
     t_fit = extract(teacher, layer, pos, neg)
     n_fit = extract(student.loaded, STUDENT_LAYER, pos, neg)
@@ -372,11 +384,9 @@ def run_cell(
         for m in (SCAN[1::2] if quick else SCAN)
         if m != 1.0
     ]
-    scan.sort(key=lambda p: p[1].damage)
-    damages, effects = [p[1].damage for p in scan], [p[1].effect for p in scan]
-    matched = float(np.interp(nat.damage, damages, effects))
+    matched = at_damage(nat.damage, [m for _, m in scan])
     # the most any scale of this direction can do within the damage target (1.2x native)
-    cap = float(np.interp(DAMAGE_CAP * nat.damage, damages, effects))
+    cap = at_damage(DAMAGE_CAP * nat.damage, [m for _, m in scan])
     cos = float(tv.tensor @ native / w_norm / n_norm)
     return {
         "cos": cos,

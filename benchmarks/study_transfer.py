@@ -17,9 +17,9 @@ held-out R²), ``near`` (R² within 0.02 of the best) and ``all``. Per concept, 
 seeds (18 of the 24 pairs each), medians of ``bench_transfer``'s columns ``cos inj rec eq dmg
 cap``. The format holds one mapping per translated vector, so this measures a lead.
 
-Run: ``python benchmarks/study_transfer.py [--pairs 60000] [--teachers gemma3,qwen25-coder]
-[--methods ridge,lstsq,low_rank_ridge,cca,procrustes] [--ensemble [--seeds 3]]``. It reuses
-``bench_transfer``'s cache.
+Run: ``python benchmarks/study_transfer.py [--pairs 120000] [--corpus lee+wiki]
+[--teachers gemma3,qwen25-coder] [--methods ridge,lstsq,low_rank_ridge,cca,procrustes]
+[--ensemble [--seeds 3]]``. It reuses ``bench_transfer``'s cache.
 """
 
 from __future__ import annotations
@@ -144,15 +144,14 @@ def _groups(r2: dict[int, float]) -> dict[str, list[int]]:
 
 
 def _ensemble_cell(
-    student: bt.Student, concept: str, t: np.ndarray, n_star: float, n_fit: Any, n_path: Path, work: Path
+    student: bt.Student, concept: str, t: np.ndarray, n_star: float, n_fit: Any, nat: bt.Measured, work: Path
 ) -> dict[str, float]:
     """bench_transfer's measures for the student-side vector ``t`` injected at norm ``n_star``,
-    against the native package ``n_path`` (made from ``n_fit``)."""
+    against the native vector of ``n_fit``, measured as ``nat``."""
     import mindvec
 
     ok, model = mindvec.Policy(allow_unsigned=True), student.loaded.model
     n_vec = n_fit.sites[0].vector
-    nat = bt.measure(student, concept, mindvec.steer(model, n_path, policy=ok))
     t_norm, n_norm = float(np.linalg.norm(t)), float(np.linalg.norm(n_vec))
     path = bt.vector_file(
         bt.replaced(n_fit, t, "translated"), student.loaded, "ens", work / "e.mindvec", ["x"]
@@ -161,11 +160,9 @@ def _ensemble_cell(
     def at(norm: float) -> bt.Measured:
         return bt.measure(student, concept, mindvec.steer(model, path, scale=norm / t_norm, policy=ok))
 
-    scan = sorted(((m, at(m * n_star)) for m in bt.SCAN), key=lambda p: p[1].damage)
-    rec = next(r for m, r in scan if m == 1.0)
-    cap = float(
-        np.interp(bt.DAMAGE_CAP * nat.damage, [r.damage for _, r in scan], [r.effect for _, r in scan])
-    )
+    scan = {m: at(m * n_star) for m in bt.SCAN}
+    rec = scan[1.0]
+    cap = bt.at_damage(bt.DAMAGE_CAP * nat.damage, list(scan.values()))
     return {
         "cos": float(t @ n_vec) / t_norm / n_norm,
         "inj": n_star / n_norm,
@@ -195,8 +192,11 @@ def _per_layer(
 
 
 def ensemble_study(args: argparse.Namespace) -> int:
+    import mindvec
     from mindvec.fit import models
     from mindvec.fit.pipeline import finish_state
+
+    ok = mindvec.Policy(allow_unsigned=True)
 
     start = time.monotonic()
     data, student = _student()
@@ -224,16 +224,15 @@ def ensemble_study(args: argparse.Namespace) -> int:
             cells: dict[tuple[str, str], list[dict[str, float]]] = {}
             for concept, c in data["concepts"].items():
                 for seed in range(args.seeds):
-                    rng = np.random.default_rng(seed)  # the bench's subsets
-                    pick = sorted(rng.choice(len(c["positive"]), size=bt.SUBSET, replace=False))
-                    pos, neg = [c["positive"][i] for i in pick], [c["negative"][i] for i in pick]
+                    pos, neg, _ = bt.subset(c, seed)  # the bench's subsets
                     per = _per_layer(teacher, maps, pos, neg, work)
                     n_fit = bt.extract(student.loaded, bt.STUDENT_LAYER, pos, neg)
                     n_path = bt.vector_file(n_fit, student.loaded, "native", work / "n.mindvec", pos + neg)
+                    nat = bt.measure(student, concept, mindvec.steer(student.loaded.model, n_path, policy=ok))
                     for group, layers in groups.items():
                         t = np.mean([per[layer][0] for layer in layers], axis=0)
                         n_star = float(np.mean([per[layer][1] for layer in layers]))
-                        cell = _ensemble_cell(student, concept, t, n_star, n_fit, n_path, work)
+                        cell = _ensemble_cell(student, concept, t, n_star, n_fit, nat, work)
                         cells.setdefault((group, concept), []).append(cell)
                         print(
                             f"  {concept} seed {seed} {group:4s} "
