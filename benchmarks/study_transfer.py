@@ -3,7 +3,8 @@
 For every candidate teacher layer of ``bench_transfer.py`` (same cached paired statistics) and
 every map method mindvec fits (ridge, lstsq, low_rank_ridge r=64, cca, procrustes), it prints the
 held-out R² and centered cosine (with the shuffled and embedding baselines), and, for each
-concept of ``benchmarks/data/concepts.json`` (all 24 sentence pairs), the cosine of the
+concept of ``benchmarks/data/concepts.json`` (all sentence pairs; ``--concepts``: another file of
+the same shape, such as the layer probes ``probes.json``), the cosine of the
 translated vector with the student's own, and the effect (``bench_transfer``'s measure) of
 the translated package at its recommended scale (``rec``) and at the native vector's norm
 (``eq``), as fractions of the native package's effect. The last column is the injected norm
@@ -19,7 +20,8 @@ cap``. The format holds one mapping per translated vector, so this measures a le
 
 Run: ``python benchmarks/study_transfer.py [--pairs 120000] [--corpus lee+wiki]
 [--teachers gemma3,qwen25-coder] [--methods ridge,lstsq,low_rank_ridge,cca,procrustes]
-[--ensemble [--seeds 3]]``. It reuses ``bench_transfer``'s cache.
+[--concepts benchmarks/data/probes.json] [--ensemble [--seeds 3]]``. It reuses
+``bench_transfer``'s cache.
 """
 
 from __future__ import annotations
@@ -39,11 +41,12 @@ METHODS = ("ridge", "lstsq", "low_rank_ridge", "cca", "procrustes")
 HYPER = {"low_rank_ridge": {"rank": 64}}
 
 
-def _student() -> tuple[dict[str, Any], bt.Student]:
+def _student(concepts: Path = bt.DATA) -> tuple[dict[str, Any], bt.Student]:
     """The concepts, and the student with its unsteered baselines (no generation measure)."""
     from mindvec.fit import models
 
     data = json.loads(bt.DATA.read_text(encoding="utf-8"))
+    data["concepts"] = json.loads(concepts.read_text(encoding="utf-8"))["concepts"]
     student = bt.Student(models.load(bt.STUDENT), data)
     student.base["ppl"] = student.perplexity()
     for concept in data["concepts"]:
@@ -61,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-cache", action="store_true")
     parser.add_argument("--ensemble", action="store_true", help="average translations over source layers")
     parser.add_argument("--seeds", type=int, default=3, help="--ensemble: sentence subsets per concept")
+    parser.add_argument(
+        "--concepts", type=Path, default=bt.DATA, help="concept file (or the layer probes, data/probes.json)"
+    )
     args = parser.parse_args(argv)
     if args.ensemble:
         return ensemble_study(args)
@@ -70,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     from mindvec.translation import translate_vector
 
     start = time.monotonic()
-    data, student = _student()
+    data, student = _student(args.concepts)
     ok = mindvec.Policy(allow_unsigned=True)
     model = student.loaded.model
     with tempfile.TemporaryDirectory() as tmp:
@@ -199,7 +205,7 @@ def ensemble_study(args: argparse.Namespace) -> int:
     ok = mindvec.Policy(allow_unsigned=True)
 
     start = time.monotonic()
-    data, student = _student()
+    data, student = _student(args.concepts)
     table: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
