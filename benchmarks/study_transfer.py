@@ -20,7 +20,7 @@ cap``. The format holds one mapping per translated vector, so this measures a le
 
 Run: ``python benchmarks/study_transfer.py [--pairs 120000] [--corpus lee+wiki]
 [--teachers gemma3,qwen25-coder] [--methods ridge,lstsq,low_rank_ridge,cca,procrustes]
-[--concepts benchmarks/data/probes.json] [--ensemble [--seeds 3]]``. It reuses
+[--concepts benchmarks/data/probes.json] [--ensemble [--seeds 3] | --decompose]``. It reuses
 ``bench_transfer``'s cache.
 """
 
@@ -67,9 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--concepts", type=Path, default=bt.DATA, help="concept file (or the layer probes, data/probes.json)"
     )
+    parser.add_argument(
+        "--decompose", action="store_true", help="the parts of W v along and across the native vector"
+    )
     args = parser.parse_args(argv)
     if args.ensemble:
         return ensemble_study(args)
+    if args.decompose:
+        return decompose_study(args)
     import mindvec
     from mindvec.fit import models
     from mindvec.fit.pipeline import finish_state
@@ -255,6 +260,81 @@ def ensemble_study(args: argparse.Namespace) -> int:
     print(f"{'teacher':13s} {'grp':4s} {'concept':7s} " + " ".join(f"{c:>18s}" for c in ENSEMBLE_COLUMNS))
     for line in table:
         print(line)
+    return 0
+
+
+#: --decompose's parts of the injected translation t: along the native u, across it, and a
+#: random direction across u of the across part's norm, alone and in place of it
+PARTS = ("t", "along", "across", "along+random", "random")
+
+
+def decompose_study(args: argparse.Namespace) -> int:
+    """Where a translated vector's side effects come from (``--decompose``).
+
+    At each teacher's layer of ``bench_transfer`` (its probe choice), each concept (all
+    sentence pairs) is translated and injected at its recommended scale, t; t splits into its
+    part along the native vector u and the part across it. Each part, and the along part with
+    a random direction across u of the same norm in place of the across part, is injected alone;
+    effect and damage are fractions of the native package's."""
+    import mindvec
+    from mindvec.fit import models
+    from mindvec.fit.pipeline import finish_state
+    from mindvec.translation import translate_vector
+
+    ok = mindvec.Policy(allow_unsigned=True)
+    start = time.monotonic()
+    data, student = _student(args.concepts)
+    probes = bt.probe_student(student)
+    model = student.loaded.model
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for name in args.teachers.split(","):
+            teacher = models.load(name)
+            state, texts = bt.fit_state(teacher, student.loaded, bt.TEACHERS[name], args)
+            fits = finish_state(state)
+            score = bt.probe_layers(probes, teacher, fits, state, texts, work, args.corpus)
+            best = max(fits, key=lambda mf: score[mf.name].score)
+            layer = best.source_site.layer
+            map_path = bt.write_map(
+                best, state, texts, teacher, student.loaded, work / "m.mindvec", args.corpus
+            )
+            for concept, c in data["concepts"].items():
+                n_fit = bt.extract(student.loaded, bt.STUDENT_LAYER, c["positive"], c["negative"])
+                u = n_fit.sites[0].vector.astype(np.float64)
+
+                def injected(vector: np.ndarray, concept: str = concept, n_fit: Any = n_fit) -> bt.Measured:
+                    path = bt.vector_file(
+                        bt.replaced(n_fit, vector), student.loaded, "x", work / "x.mindvec", ["x"]
+                    )
+                    return bt.measure(student, concept, mindvec.steer(model, path, scale=1.0, policy=ok))
+
+                native = injected(u)
+                t_fit = bt.extract(teacher, layer, c["positive"], c["negative"])
+                tv = translate_vector(
+                    bt.vector_file(t_fit, teacher, concept, work / "t.mindvec", ["x"]), map_path
+                )
+                t = tv.scale * tv.tensor.astype(np.float64)
+                unit = u / np.linalg.norm(u)
+                along = float(t @ unit) * unit
+                across = t - along
+                rnd = np.random.default_rng(0).standard_normal(len(u))
+                rnd -= float(rnd @ unit) * unit
+                rnd *= np.linalg.norm(across) / np.linalg.norm(rnd)
+                parts = dict(zip(PARTS, (t, along, across, along + rnd, rnd), strict=True))
+                got = {k: injected(v) for k, v in parts.items()}
+                norms = " ".join(
+                    f"|{k}| {np.linalg.norm(parts[k]) / np.linalg.norm(u):.2f}" for k in PARTS[:3]
+                )
+                print(
+                    f"{name} l{layer} {concept:8s} {norms} | "
+                    + "  ".join(
+                        f"{k}: effect {m.effect / native.effect:.2f} damage {m.damage / native.damage:.2f}"
+                        for k, m in got.items()
+                    ),
+                    flush=True,
+                )
+            del teacher, state
+    print(f"({time.monotonic() - start:.0f}s)")
     return 0
 
 
