@@ -2,7 +2,9 @@
 
 For every candidate teacher layer of ``bench_transfer.py`` (same cached paired statistics) and
 every map method mindvec fits (ridge, lstsq, low_rank_ridge r=64, cca, procrustes), it prints the
-held-out R² and centered cosine (with the shuffled and embedding baselines), and, for each
+held-out R², the least-squares map's R² on its own training rows (``R²in``, the most any
+linear map from that layer reaches on them) and centered cosine (with the shuffled and
+embedding baselines), and, for each
 concept of ``benchmarks/data/concepts.json`` (all sentence pairs; ``--concepts``: another file of
 the same shape, such as the layer probes ``probes.json``), the cosine of the
 translated vector with the student's own, and the effect (``bench_transfer``'s measure) of
@@ -54,6 +56,17 @@ def _student(concepts: Path = bt.DATA) -> tuple[dict[str, Any], bt.Student]:
     return data, student
 
 
+def in_sample_r2(state: Any, layer: int) -> float:
+    """R² of the least-squares map on the very rows it was fitted on (``R²in``): no linear map
+    from this layer does better on them, so held-out R² near it means more pairs would not help."""
+    from mindvec.fit.fitstate import source_block, target_block
+
+    st = state.train.pair(source_block(layer), target_block(bt.STUDENT_LAYER))
+    ridge = 1e-9 * np.trace(st.sxx) / len(st.sxx)  # only to keep the solve defined
+    w = np.linalg.solve(st.sxx + ridge * np.eye(len(st.sxx)), st.sxy)
+    return float(np.trace(st.sxy.T @ w) / np.trace(st.syy))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", type=int, default=bt.PAIRS)
@@ -92,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
             path = bt.vector_file(fit, student.loaded, concept, work / f"{concept}-n.mindvec", c["positive"])
             effect = bt.measure(student, concept, mindvec.steer(model, path, policy=ok)).effect
             native[concept] = (path, fit.sites[0].vector, effect)
-        head = f"{'teacher':13s} {'map':10s} {'method':10s} {'R²':>6s} {'ccos':>6s} {'shuf':>6s} {'emb':>6s}"
-        print(head + f" {'cos':>6s} {'rec':>6s} {'eq':>6s} {'inj':>6s}", flush=True)
+        head = f"{'teacher':13s} {'map':10s} {'method':10s} {'R²':>6s} {'R²in':>6s} {'ccos':>6s} {'shuf':>6s}"
+        print(head + f" {'emb':>6s} {'cos':>6s} {'rec':>6s} {'eq':>6s} {'inj':>6s}", flush=True)
         for name in args.teachers.split(","):
             teacher = models.load(name)
             state, texts = bt.fit_state(teacher, student.loaded, bt.TEACHERS[name], args)
@@ -128,10 +141,11 @@ def main(argv: list[str] | None = None) -> int:
                             bt.measure(student, concept, steer(model, tr, scale=n / w, policy=ok)).effect
                             / n_eff
                         )
-                    r, b = mf.report.held_out, mf.report.baselines
+                    r, b, r2in = mf.report.held_out, mf.report.baselines, in_sample_r2(state, layer)
                     print(
-                        f"{name:13s} {mf.name:10s} {method:10s} {r.r2:6.3f} {r.centered_cosine:6.3f} "
-                        f"{b['shuffled'].centered_cosine:6.3f} {b['embedding'].centered_cosine:6.3f} "
+                        f"{name:13s} {mf.name:10s} {method:10s} {r.r2:6.3f} {r2in:6.3f} "
+                        f"{r.centered_cosine:6.3f} {b['shuffled'].centered_cosine:6.3f} "
+                        f"{b['embedding'].centered_cosine:6.3f} "
                         f"{np.mean(cos):6.3f} {np.mean(rec):6.2f} {np.mean(eq):6.2f} {np.mean(inj):6.2f}",
                         flush=True,
                     )
