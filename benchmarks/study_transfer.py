@@ -33,6 +33,7 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -216,10 +217,21 @@ def _per_layer(
     return out
 
 
-def ensemble_study(args: argparse.Namespace) -> int:
-    import mindvec
+def _fitted(
+    args: argparse.Namespace, student: bt.Student
+) -> Iterator[tuple[str, Any, Any, list[str], list[Any]]]:
+    """Each teacher with its cached paired statistics and their ridge maps (one at a time)."""
     from mindvec.fit import models
     from mindvec.fit.pipeline import finish_state
+
+    for name in args.teachers.split(","):
+        teacher = models.load(name)
+        state, texts = bt.fit_state(teacher, student.loaded, bt.TEACHERS[name], args)
+        yield name, teacher, state, texts, finish_state(state)
+
+
+def ensemble_study(args: argparse.Namespace) -> int:
+    import mindvec
 
     ok = mindvec.Policy(allow_unsigned=True)
 
@@ -228,10 +240,7 @@ def ensemble_study(args: argparse.Namespace) -> int:
     table: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for name in args.teachers.split(","):
-            teacher = models.load(name)
-            state, texts = bt.fit_state(teacher, student.loaded, bt.TEACHERS[name], args)
-            fits = finish_state(state)
+        for name, teacher, state, texts, fits in _fitted(args, student):
             maps = {
                 mf.source_site.layer: bt.write_map(
                     mf,
@@ -269,7 +278,6 @@ def ensemble_study(args: argparse.Namespace) -> int:
                     f"{name:13s} {group:4s} {concept:7s} "
                     + " ".join(f"{bt.spread([r[k] for r in rows]):>18s}" for k in ENSEMBLE_COLUMNS)
                 )
-            del teacher, state
     print(f"\nmedian over {args.seeds} seed(s) [min-max] ({time.monotonic() - start:.0f}s)")
     print(f"{'teacher':13s} {'grp':4s} {'concept':7s} " + " ".join(f"{c:>18s}" for c in ENSEMBLE_COLUMNS))
     for line in table:
@@ -291,8 +299,6 @@ def decompose_study(args: argparse.Namespace) -> int:
     a random direction across u of the same norm in place of the across part, is injected alone;
     effect and damage are fractions of the native package's."""
     import mindvec
-    from mindvec.fit import models
-    from mindvec.fit.pipeline import finish_state
     from mindvec.translation import translate_vector
 
     ok = mindvec.Policy(allow_unsigned=True)
@@ -302,10 +308,7 @@ def decompose_study(args: argparse.Namespace) -> int:
     model = student.loaded.model
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for name in args.teachers.split(","):
-            teacher = models.load(name)
-            state, texts = bt.fit_state(teacher, student.loaded, bt.TEACHERS[name], args)
-            fits = finish_state(state)
+        for name, teacher, state, texts, fits in _fitted(args, student):
             score = bt.probe_layers(probes, teacher, fits, state, texts, work, args.corpus)
             best = max(fits, key=lambda mf: score[mf.name].score)
             layer = best.source_site.layer
@@ -347,7 +350,6 @@ def decompose_study(args: argparse.Namespace) -> int:
                     ),
                     flush=True,
                 )
-            del teacher, state
     print(f"({time.monotonic() - start:.0f}s)")
     return 0
 
