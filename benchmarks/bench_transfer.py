@@ -13,9 +13,9 @@ evaluation words, neutral prompts, neutral text), over several seeds:
    translated through the map and applied at the native probe's norm; ``effect`` and
    ``damage`` are fractions of the native probe's, and ``score`` = effect / sqrt(damage) is
    the effect at the native's damage (effect linear, damage quadratic in the scale). The layer
-   pair is the one with the best score (``--select r2``: the best held-out R²). R², centered
-   cosine and R² on document means all rank Qwen2.5's layers 8-10 first, yet its layer 6
-   transfers both the probes and the evaluated concepts better (``study_transfer.py``);
+   pair is the one with the best score (``--select r2``: the best held-out R²). Held-out R²
+   and centered cosine rank Qwen2.5's layer 8 above 6, yet layer 6 transfers both the probes
+   and the evaluated concepts better (``study_transfer.py``);
 2. each seed extracts the concept (mean_diff) from a random 18 of the 24 sentence pairs, in the
    teacher and in the student, and translates the teacher's package (``mindvec.translate``);
 3. ``mindvec.steer`` applies each vector to the student, and the effect is measured:
@@ -70,7 +70,7 @@ SUBSET = 18  # of the 24 contrastive pairs, per seed
 GEN_TOKENS = 20
 SCAN = (0.5, 0.75, 1.0, 1.5, 2.0)  # multiples of the recommended scale, for matched damage
 CACHE_VERSION = "transfer-1"
-PAIRS = 120000  # all 60k of the news, and 60k of Wikipedia (cold, on 2 cores: about 25 min)
+PAIRS = 120000  # all 60k of the news, and 60k of Wikipedia (cold, on 2 cores: about 21 min)
 DAMAGE_CAP = 1.2  # the issue's damage target, x the native vector's damage
 #: the layer-choice probes: topic concepts disjoint from the evaluated ones
 PROBES = DATA.parent / "probes.json"
