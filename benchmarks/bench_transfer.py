@@ -239,6 +239,19 @@ def write_map(
     ).write(out)
 
 
+def write_maps(
+    fits: list[Any], state: Any, texts: list[str], teacher: Any, student: Any, work: Path, corpus: str
+) -> dict[str, Path]:
+    """Every candidate map as a package in ``work``, by map name: written once, read by the
+    layer probe and by the cells."""
+    return {
+        mf.name: write_map(
+            mf, state, texts, teacher, student, work / f"{teacher.label}-{mf.name}.mindvec", corpus
+        )
+        for mf in fits
+    }
+
+
 def vector_file(fitted: Any, model: Any, name: str, out: Path, texts: Sequence[str]) -> Path:
     from mindvec.fit.build import Meta, dataset_entry, vector_package
 
@@ -290,7 +303,7 @@ def probe_student(student: Student) -> Student:
 
 
 def probe_layers(
-    student: Student, teacher: Any, fits: list[Any], state: Any, texts: list[str], work: Path, corpus: str
+    student: Student, teacher: Any, fits: list[Any], maps: dict[str, Path], work: Path
 ) -> dict[str, Probe]:
     """The layer-choice probe: each topic of ``probes.json`` is extracted in the teacher (every
     candidate layer) and in the student, translated through each candidate map and applied at
@@ -305,10 +318,6 @@ def probe_layers(
     ok = mindvec.Policy(allow_unsigned=True)
     model = student.loaded.model
     sites = layer_sites(teacher.model, sorted({mf.source_site.layer for mf in fits}))
-    maps = {
-        mf.name: write_map(mf, state, texts, teacher, student.loaded, work / f"p-{mf.name}.mindvec", corpus)
-        for mf in fits
-    }
     ratios: dict[str, list[tuple[float, float]]] = {mf.name: [] for mf in fits}
     for concept, c in student.data["concepts"].items():
         pos, neg = c["positive"], c["negative"]
@@ -534,7 +543,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"\n{name} -> {STUDENT}: {state.n} aligned pairs from {state.texts} chunks "
                 f"[{time.monotonic() - start:.0f}s]"
             )
-            probe = probe_layers(probes, teacher, fits, state, texts, Path(tmp), args.corpus)
+            maps = write_maps(fits, state, texts, teacher, student.loaded, Path(tmp), args.corpus)
+            probe = probe_layers(probes, teacher, fits, maps, Path(tmp))
             for mf in fits:
                 p = probe[mf.name]
                 say(
@@ -547,9 +557,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 best = max(fits, key=lambda mf: mf.report.held_out.r2)
                 say(f"  chosen: {best.name} (best held-out R²)")
-            map_path = write_map(
-                best, state, texts, teacher, student.loaded, Path(tmp) / f"{name}-map.mindvec", args.corpus
-            )
+            map_path = maps[best.name]
             del state
             for concept in data["concepts"]:
                 for seed in range(args.seeds):

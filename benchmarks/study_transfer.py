@@ -241,18 +241,8 @@ def ensemble_study(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for name, teacher, state, texts, fits in _fitted(args, student):
-            maps = {
-                mf.source_site.layer: bt.write_map(
-                    mf,
-                    state,
-                    texts,
-                    teacher,
-                    student.loaded,
-                    work / f"map-{mf.source_site.layer}.mindvec",
-                    args.corpus,
-                )
-                for mf in fits
-            }
+            by_name = bt.write_maps(fits, state, texts, teacher, student.loaded, work, args.corpus)
+            maps = {mf.source_site.layer: by_name[mf.name] for mf in fits}
             groups = _groups({mf.source_site.layer: mf.report.held_out.r2 for mf in fits})
             print(f"{name}: layer groups {groups}", flush=True)
             cells: dict[tuple[str, str], list[dict[str, float]]] = {}
@@ -309,12 +299,10 @@ def decompose_study(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for name, teacher, state, texts, fits in _fitted(args, student):
-            score = bt.probe_layers(probes, teacher, fits, state, texts, work, args.corpus)
+            maps = bt.write_maps(fits, state, texts, teacher, student.loaded, work, args.corpus)
+            score = bt.probe_layers(probes, teacher, fits, maps, work)
             best = max(fits, key=lambda mf: score[mf.name].score)
-            layer = best.source_site.layer
-            map_path = bt.write_map(
-                best, state, texts, teacher, student.loaded, work / "m.mindvec", args.corpus
-            )
+            layer, map_path = best.source_site.layer, maps[best.name]
             for concept, c in data["concepts"].items():
                 n_fit = bt.extract(student.loaded, bt.STUDENT_LAYER, c["positive"], c["negative"])
                 u = n_fit.sites[0].vector.astype(np.float64)
