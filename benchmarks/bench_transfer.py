@@ -9,10 +9,11 @@ evaluation words, neutral prompts, neutral text), over several seeds:
    alone) fits ridge maps from a few teacher layers into the student's layer (cached); every
    candidate is printed with its held-out R² and centered cosine beside the shuffled, mean and
    embedding baselines, and with a *layer probe* that uses none of the evaluated concepts:
-   four topics of ``benchmarks/data/probes.json`` (music, weather, medicine, sport), each
-   translated through the map and applied at the native probe's norm; ``effect`` and
-   ``damage`` are fractions of the native probe's, and ``score`` = effect / sqrt(damage) is
-   the effect at the native's damage (effect linear, damage quadratic in the scale). The layer
+   mindvec's own probes (``mindvec.fit.probe``, the four topics of ``mindvec/fit/probes.json``:
+   music, weather, medicine, sport), each translated through the map and applied at the native
+   probe's norm; ``effect`` and ``damage`` are fractions of the native probe's, and ``score``
+   = effect / sqrt(damage) is the effect at the native's damage (effect linear, damage
+   quadratic in the scale), what ``mindvec probe`` prints. The layer
    pair is the one with the best score (``--select r2``: the best held-out R²). Held-out R²
    and centered cosine rank Qwen2.5's layer 8 above 6, yet layer 6 transfers both the probes
    and the evaluated concepts better (``study_transfer.py``);
@@ -46,7 +47,6 @@ Offline, on the PyPI models.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import json
 import os
@@ -72,9 +72,6 @@ SCAN = (0.5, 0.75, 1.0, 1.5, 2.0)  # multiples of the recommended scale, for mat
 CACHE_VERSION = "transfer-1"
 PAIRS = 120000  # all 60k of the news, and 60k of Wikipedia (cold, on 2 cores: about 21 min)
 DAMAGE_CAP = 1.2  # the issue's damage target, x the native vector's damage
-#: the layer-choice probes: topic concepts disjoint from the evaluated ones
-PROBES = DATA.parent / "probes.json"
-DAMAGE_FLOOR = 0.05  # a probe's damage ratio is floored here before its square root
 
 
 def say(text: str) -> None:
@@ -93,44 +90,20 @@ class Student:
     base: dict[str, Any] = field(default_factory=dict)
 
     def word_ids(self, concept: str) -> list[int]:
-        tok = self.loaded.tokenizer
-        return [
-            tok(w, add_special_tokens=False)["input_ids"][0] for w in self.data["concepts"][concept]["words"]
-        ]
+        from mindvec.fit.effects import word_ids
 
-    def _batch(self, texts: Sequence[str]) -> tuple[Any, Any, Any]:
-        """One right-padded forward pass: (logits, input ids, attention mask). Right padding
-        leaves every real token's positions and attention as in a pass of its own."""
-        import torch
-
-        tok = self.loaded.tokenizer
-        tok.padding_side = "right"
-        if tok.pad_token is None:
-            tok.pad_token = tok.eos_token
-        enc = tok(list(texts), return_tensors="pt", padding=True)
-        with torch.no_grad():
-            logits = self.loaded.model(**enc).logits.double()
-        return logits, enc["input_ids"], enc["attention_mask"]
-
-    def log_mass(self, ids: list[int]) -> float:
-        """Mean over the prompts of log P(next token is one of ``ids``)."""
-        import torch
-
-        logits, _, mask = self._batch(self.data["prompts"])
-        last = logits[torch.arange(len(mask)), mask.sum(1) - 1]
-        lp = torch.log_softmax(last, -1)[:, ids]
-        return float(torch.logsumexp(lp, 1).mean())
+        return word_ids(self.loaded.tokenizer, self.data["concepts"][concept]["words"])
 
     def logp(self, concept: str) -> float:
-        return self.log_mass(self.word_ids(concept))
+        from mindvec.fit.effects import log_mass
+
+        model, tok = self.loaded.model, self.loaded.tokenizer
+        return log_mass(model, tok, self.data["prompts"], self.word_ids(concept))
 
     def perplexity(self) -> float:
-        import torch
+        from mindvec.fit.effects import perplexity
 
-        logits, ids, mask = self._batch(self.data["neutral_text"])
-        nll = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), ids[:, 1:], reduction="none")
-        keep = mask[:, 1:].bool()
-        return float(torch.exp(nll[keep].mean()))
+        return perplexity(self.loaded.model, self.loaded.tokenizer, self.data["neutral_text"])
 
     def generation(self, concept: str) -> float:
         """Fraction of greedy continuations of the prompts that contain a concept word."""
@@ -283,66 +256,14 @@ def replaced(fitted: Any, vector: Any, method: str = "random") -> Any:
     )
 
 
-@dataclass
-class Probe:
-    """One candidate map's probe score: the translated probes at the native probes' norm."""
+def probe_layers(student: Student, teacher: Any, maps: dict[str, Path]) -> dict[str, Any]:
+    """The layer-choice probe (``mindvec.fit.probe``) of every candidate map, by map name. No
+    evaluated concept is used, so the choice is not tuned to them."""
+    from mindvec.fit.probe import probe_maps
+    from mindvec.policy import Policy
 
-    effect: float  # mean over the probes of effect / native effect
-    damage: float  # mean over the probes of damage / native damage
-    score: float  # mean over the probes of effect / sqrt(damage), both as ratios
-
-
-def probe_student(student: Student) -> Student:
-    """The student with the probe concepts as its concepts (same prompts and neutral text)."""
-    probes = json.loads(PROBES.read_text(encoding="utf-8"))["concepts"]
-    view = Student(student.loaded, {**student.data, "concepts": probes})
-    view.base["ppl"] = student.base["ppl"]
-    for concept in probes:
-        view.base[concept] = {"logp": view.logp(concept), "gen": 0.0}
-    return view
-
-
-def probe_layers(
-    student: Student, teacher: Any, fits: list[Any], maps: dict[str, Path], work: Path
-) -> dict[str, Probe]:
-    """The layer-choice probe: each topic of ``probes.json`` is extracted in the teacher (every
-    candidate layer) and in the student, translated through each candidate map and applied at
-    the native probe's norm; its effect and its perplexity damage, as fractions of the native's,
-    give ``score`` = effect / sqrt(damage), the effect at the native's damage if effect grows
-    linearly and damage quadratically with the scale. No evaluated concept is used, so the
-    choice is not tuned to them."""
-    import mindvec
-    from mindvec.fit.activations import layer_sites
-    from mindvec.fit.vectors import extract_at_sites
-
-    ok = mindvec.Policy(allow_unsigned=True)
-    model = student.loaded.model
-    sites = layer_sites(teacher.model, sorted({mf.source_site.layer for mf in fits}))
-    ratios: dict[str, list[tuple[float, float]]] = {mf.name: [] for mf in fits}
-    for concept, c in student.data["concepts"].items():
-        pos, neg = c["positive"], c["negative"]
-        n_fit = extract(student.loaded, STUDENT_LAYER, pos, neg)
-        n_path = vector_file(n_fit, student.loaded, concept, work / "probe-n.mindvec", pos + neg)
-        native = measure(student, concept, mindvec.steer(model, n_path, policy=ok))
-        n_norm = float(np.linalg.norm(n_fit.sites[0].vector))
-        t_fit = extract_at_sites(teacher.model, teacher.tokenizer, pos, neg, sites, progress=False)
-        by_layer = {sv.site.layer: sv for sv in t_fit.sites}
-        for mf in fits:
-            one = dataclasses.replace(t_fit, sites=[by_layer[mf.source_site.layer]])
-            t_path = vector_file(one, teacher, concept, work / "probe-t.mindvec", pos + neg)
-            tr = mindvec.translate(t_path, maps[mf.name], work / "probe-tr.mindvec", policy=ok)
-            with mindvec.open(tr) as pkg:
-                w = float(np.linalg.norm(np.asarray(pkg.tensor(pkg.vector().sites[0].tensor))))
-            got = measure(student, concept, mindvec.steer(model, tr, scale=n_norm / w, policy=ok))
-            ratios[mf.name].append((got.effect / native.effect, got.damage / native.damage))
-    return {
-        name: Probe(
-            float(np.mean([e for e, _ in r])),
-            float(np.mean([d for _, d in r])),
-            float(np.mean([e / np.sqrt(max(d, DAMAGE_FLOOR)) for e, d in r])),
-        )
-        for name, r in ratios.items()
-    }
+    scores = probe_maps(list(maps.values()), teacher, student.loaded, policy=Policy(allow_unsigned=True))
+    return {s.mapping: s for s in scores}
 
 
 # ----------------------------------------------------------------------------- one cell
@@ -532,7 +453,6 @@ def main(argv: list[str] | None = None) -> int:
     for concept in data["concepts"]:
         student.base[concept] = {"logp": student.logp(concept), "gen": student.generation(concept)}
     say(f"student {STUDENT} layer {STUDENT_LAYER}: unsteered perplexity {student.base['ppl']:.2f}")
-    probes = probe_student(student)
     rows: dict[tuple[str, str], list[dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.teachers.split(","):
@@ -544,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"[{time.monotonic() - start:.0f}s]"
             )
             maps = write_maps(fits, state, texts, teacher, student.loaded, Path(tmp), args.corpus)
-            probe = probe_layers(probes, teacher, fits, maps, Path(tmp))
+            probe = probe_layers(student, teacher, maps)
             for mf in fits:
                 p = probe[mf.name]
                 say(

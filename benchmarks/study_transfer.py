@@ -6,7 +6,7 @@ held-out R², the least-squares map's R² on its own training rows (``R²in``, t
 linear map from that layer reaches on them) and centered cosine (with the shuffled and
 embedding baselines), and, for each
 concept of ``benchmarks/data/concepts.json`` (all sentence pairs; ``--concepts``: another file of
-the same shape, such as the layer probes ``probes.json``), the cosine of the
+the same shape, such as the layer probes ``mindvec/fit/probes.json``), the cosine of the
 translated vector with the student's own, and the effect (``bench_transfer``'s measure) of
 the translated package at its recommended scale (``rec``) and at the native vector's norm
 (``eq``), as fractions of the native package's effect. The last column is the injected norm
@@ -22,7 +22,7 @@ cap``. The format holds one mapping per translated vector, so this measures a le
 
 Run: ``python benchmarks/study_transfer.py [--pairs 120000] [--corpus lee+wiki]
 [--teachers gemma3,qwen25-coder] [--methods ridge,lstsq,low_rank_ridge,cca,procrustes]
-[--concepts benchmarks/data/probes.json] [--ensemble [--seeds 3] | --decompose]``. It reuses
+[--concepts mindvec/fit/probes.json] [--ensemble [--seeds 3] | --decompose]``. It reuses
 ``bench_transfer``'s cache.
 """
 
@@ -79,7 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ensemble", action="store_true", help="average translations over source layers")
     parser.add_argument("--seeds", type=int, default=3, help="--ensemble: sentence subsets per concept")
     parser.add_argument(
-        "--concepts", type=Path, default=bt.DATA, help="concept file (or the layer probes, data/probes.json)"
+        "--concepts",
+        type=Path,
+        default=bt.DATA,
+        help="concept file (or mindvec/fit/probes.json, the layer probes)",
     )
     parser.add_argument(
         "--decompose", action="store_true", help="the parts of W v along and across the native vector"
@@ -294,13 +297,12 @@ def decompose_study(args: argparse.Namespace) -> int:
     ok = mindvec.Policy(allow_unsigned=True)
     start = time.monotonic()
     data, student = _student(args.concepts)
-    probes = bt.probe_student(student)
     model = student.loaded.model
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for name, teacher, state, texts, fits in _fitted(args, student):
             maps = bt.write_maps(fits, state, texts, teacher, student.loaded, work, args.corpus)
-            score = bt.probe_layers(probes, teacher, fits, maps, work)
+            score = bt.probe_layers(student, teacher, maps)
             best = max(fits, key=lambda mf: score[mf.name].score)
             layer, map_path = best.source_site.layer, maps[best.name]
             for concept, c in data["concepts"].items():

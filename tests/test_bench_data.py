@@ -1,8 +1,9 @@
 """The benchmark's concept files keep the promises bench_transfer.py's numbers rest on.
 
 The evaluation words are held out (no extraction sentence contains one), and the layer-choice
-probes share no concept, sentence or word with the evaluated concepts, so that choosing the
-layer pair by them is not tuned to what the benchmark then measures.
+probes mindvec ships (``mindvec/fit/probes.json``, which the bench chooses its layer pair by)
+share no concept, sentence or word with the evaluated concepts, so that the choice is not
+tuned to what the benchmark then measures.
 """
 
 from __future__ import annotations
@@ -14,11 +15,15 @@ from typing import Any
 
 import pytest
 
-DATA = Path(__file__).resolve().parent.parent / "benchmarks" / "data"
+ROOT = Path(__file__).resolve().parent.parent
+FILES = {
+    "concepts.json": ROOT / "benchmarks" / "data" / "concepts.json",
+    "probes.json": ROOT / "mindvec" / "fit" / "probes.json",
+}
 
 
 def _concepts(name: str) -> dict[str, Any]:
-    concepts: dict[str, Any] = json.loads((DATA / name).read_text(encoding="utf-8"))["concepts"]
+    concepts: dict[str, Any] = json.loads(FILES[name].read_text(encoding="utf-8"))["concepts"]
     return concepts
 
 

@@ -57,3 +57,10 @@ def test_wheel_has_console_script_entry_point(installed: Path) -> None:
     dist_info = next(installed.glob("mindvec-*.dist-info"))
     entry_points = (dist_info / "entry_points.txt").read_text()
     assert "mindvec = mindvec.cli:main" in entry_points
+
+
+def test_wheel_carries_the_shipped_probes(installed: Path) -> None:
+    """``mindvec probe`` reads its default probe concepts from the installed package."""
+    shipped = installed / "mindvec" / "fit" / "probes.json"
+    assert shipped.is_file(), "the wheel lacks mindvec/fit/probes.json"
+    assert shipped.read_bytes() == (ROOT / "mindvec" / "fit" / "probes.json").read_bytes()
