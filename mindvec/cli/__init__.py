@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "mindvec.cli.trust",
     "mindvec.cli.verify",
     "mindvec.cli.make",
+    "mindvec.cli.probe",
     "mindvec.cli.export",
     "mindvec.cli.hub",
 )

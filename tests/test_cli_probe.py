@@ -1,0 +1,102 @@
+"""`mindvec probe` ranks maps as `mindvec.fit.probe` scores them, and fails early on bad input.
+
+Tiny random models saved to a local folder (offline, seconds): two maps fitted by
+`mindvec fit`, probed by the command and by the library on the same models.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+from fit_helpers import WORDS, tiny_llama, word_tokenizer
+from test_probe import OK, TINY_PROBES
+
+from mindvec.cli import main
+from mindvec.fit import models
+from mindvec.fit.probe import ProbeSet, probe_maps
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("probe-cli")
+    tiny_llama(layers=3, seed=0).save_pretrained(root / "a")
+    word_tokenizer().save_pretrained(root / "a")
+    rng = random.Random(0)
+    words = [w for w in WORDS if w.isalpha()]
+    (root / "corpus.txt").write_text(
+        "\n".join(" ".join(rng.choice(words) for _ in range(14)) for _ in range(150))
+    )
+    (root / "probes.json").write_text(json.dumps(TINY_PROBES))
+    maps = {}
+    for layer in (0, 1):
+        maps[layer] = root / f"l{layer}.mindvec"
+        argv = [
+            "fit",
+            "--source",
+            str(root / "a"),
+            "--target",
+            str(root / "a"),
+            "--corpus",
+            str(root / "corpus.txt"),
+        ]
+        argv += [
+            "--source-layer",
+            str(layer),
+            "--target-layer",
+            "1",
+            "--max-pairs",
+            "1200",
+            "--method",
+            "lstsq",
+        ]
+        assert main([*argv, "--chunk-chars", "200", "-o", str(maps[layer]), "--quiet"]) == 0
+    return {"root": root, "a": root / "a", "probes": root / "probes.json", "l0": maps[0], "l1": maps[1]}
+
+
+def _probe(setup: dict[str, Path], *extra: str) -> list[str]:
+    argv = [
+        "probe",
+        str(setup["l0"]),
+        str(setup["l1"]),
+        "--source",
+        str(setup["a"]),
+        "--target",
+        str(setup["a"]),
+    ]
+    return [*argv, "--probes", str(setup["probes"]), "--quiet", *extra]
+
+
+def test_the_command_prints_the_librarys_scores(
+    setup: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(_probe(setup, "--allow-unsigned", "--json")) == 0
+    got = json.loads(capsys.readouterr().out)
+    loaded = models.load(str(setup["a"]))
+    expected = probe_maps(
+        [setup["l0"], setup["l1"]], loaded, loaded, probes=ProbeSet.load(setup["probes"]), policy=OK
+    )
+    assert [row["package"] for row in got["scores"]] == [str(setup["l0"]), str(setup["l1"])]
+    for row, score in zip(got["scores"], expected, strict=True):
+        assert row["score"] == pytest.approx(score.score, rel=1e-6)
+        assert row["source_site"] == str(score.source_site)
+    assert got["scores"][1]["score"] == pytest.approx(1.0, abs=1e-4)  # layer 1 -> 1: the identity
+    assert got["best"] == max(range(2), key=lambda i: got["scores"][i]["score"])
+    assert main(_probe(setup, "--allow-unsigned")) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:3] == ["package", "map", "source"] and len(table) == 3
+    assert sum("<- best" in line for line in table) == 1
+
+
+def test_bad_input_fails_with_a_code(setup: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(_probe(setup)) == 1  # unsigned maps need --allow-unsigned
+    err = capsys.readouterr().err
+    assert "error[no-signature]" in err and "Loading" not in err, "the policy must refuse before models load"
+    setup["root"].joinpath("bad.json").write_text("{}")
+    argv = _probe(setup, "--allow-unsigned")
+    argv[argv.index("--probes") + 1] = str(setup["root"] / "bad.json")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "error[argument]" in err and "Loading" not in err
