@@ -20,9 +20,13 @@ held-out R²), ``near`` (R² within 0.02 of the best) and ``all``. Per concept, 
 seeds (18 of the 24 pairs each), medians of ``bench_transfer``'s columns ``cos inj rec eq dmg
 cap``. The format holds one mapping per translated vector, so this measures a lead.
 
+``--deattenuate`` asks whether undoing the regression's attenuation direction by direction
+(``u ≈ Σt Σp⁻¹ W v``, floored) lowers a translated vector's damage at the same norm; see its
+function's docstring.
+
 Run: ``python benchmarks/study_transfer.py [--pairs 120000] [--corpus lee+wiki]
 [--teachers gemma3,qwen25-coder] [--methods ridge,lstsq,low_rank_ridge,cca,procrustes]
-[--concepts mindvec/fit/probes.json] [--ensemble [--seeds 3] | --decompose]``. It reuses
+[--concepts mindvec/fit/probes.json] [--ensemble [--seeds 3] | --decompose | --deattenuate]``. It reuses
 ``bench_transfer``'s cache.
 """
 
@@ -87,11 +91,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--decompose", action="store_true", help="the parts of W v along and across the native vector"
     )
+    parser.add_argument(
+        "--deattenuate",
+        action="store_true",
+        help="W v with the regression's attenuation undone per direction",
+    )
     args = parser.parse_args(argv)
     if args.ensemble:
         return ensemble_study(args)
     if args.decompose:
         return decompose_study(args)
+    if args.deattenuate:
+        return deattenuate_study(args)
     import mindvec
     from mindvec.fit import models
     from mindvec.fit.pipeline import finish_state
@@ -340,6 +351,86 @@ def decompose_study(args: argparse.Namespace) -> int:
                     ),
                     flush=True,
                 )
+    print(f"({time.monotonic() - start:.0f}s)")
+    return 0
+
+
+#: --deattenuate: floors on the per-direction share ρ² that the attenuation is undone by
+FLOORS = (0.2, 0.3)
+
+
+def _sym_pow(c: np.ndarray, p: float) -> np.ndarray:
+    vals, vecs = np.linalg.eigh((c + c.T) / 2.0)
+    vals = np.maximum(vals, 1e-9 * vals[-1])
+    out: np.ndarray = (vecs * vals**p) @ vecs.T
+    return out
+
+
+def deattenuate_study(args: argparse.Namespace) -> int:
+    """Does undoing the regression's attenuation direction by direction lower the damage?
+
+    A regression image is ``t ≈ Σp Σt⁻¹ u`` if the source sees the target's concept through its
+    own noise (``Σt`` the target covariance, ``Σp`` the covariance the map predicts), so
+    ``u ≈ Σt Σp⁻¹ t``: in the generalised eigenbasis ``Σp q = ρ² Σt q`` each component of t
+    is divided by ``max(ρ², floor)``. ``exact``: ``Σt`` and ``Σp`` from the paired
+    statistics (1.1 mappings store neither); ``iso``: from what a 1.1 mapping stores,
+    ``Σp = W Σs Wᵀ`` and an isotropic residual ``τ / d_out``. Each variant is injected at the
+    recommended norm (the same as t's), at the bench's layer 6 of each teacher; effect and
+    damage are fractions of the native package's (all sentence pairs)."""
+    import mindvec
+    from mindvec.fit.fitstate import source_block, target_block
+    from mindvec.translation import translate_vector
+
+    ok = mindvec.Policy(allow_unsigned=True)
+    start = time.monotonic()
+    data, student = _student(args.concepts)
+    model = student.loaded.model
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for name, teacher, state, texts, fits in _fitted(args, student):
+            mf = next(m for m in fits if m.source_site.layer == 6)
+            map_path = bt.write_map(
+                mf, state, texts, teacher, student.loaded, work / "m.mindvec", args.corpus
+            )
+            st = state.train.pair(source_block(6), target_block(bt.STUDENT_LAYER))
+            cov, sxx, sxy = st.syy / st.n, st.sxx / st.n, st.sxy / st.n
+            pred = sxy.T @ np.linalg.solve(sxx + 1e-9 * np.trace(sxx) / len(sxx) * np.eye(len(sxx)), sxy)
+            half, inv_half = _sym_pow(cov, 0.5), _sym_pow(cov, -0.5)
+            rho2, q = np.linalg.eigh(inv_half @ pred @ inv_half)
+            lm = mf.report.mapping
+            lam, e = np.linalg.eigh(lm.weight @ lm.source_covariance @ lm.weight.T)
+            sigma2 = float(lm.shrinkage["residual_variance"]) / lm.weight.shape[0]
+            for concept, c in data["concepts"].items():
+                n_fit = bt.extract(student.loaded, bt.STUDENT_LAYER, c["positive"], c["negative"])
+                u = n_fit.sites[0].vector.astype(np.float64)
+
+                def injected(vector: np.ndarray, concept: str = concept, n_fit: Any = n_fit) -> bt.Measured:
+                    path = bt.vector_file(
+                        bt.replaced(n_fit, vector), student.loaded, "x", work / "x.mindvec", ["x"]
+                    )
+                    return bt.measure(student, concept, mindvec.steer(model, path, scale=1.0, policy=ok))
+
+                native = injected(u)
+                t_fit = bt.extract(teacher, 6, c["positive"], c["negative"])
+                tv = translate_vector(
+                    bt.vector_file(t_fit, teacher, concept, work / "t.mindvec", ["x"]), map_path
+                )
+                t = tv.scale * tv.tensor.astype(np.float64)
+                variants = {"t": t}
+                for floor in FLOORS:
+                    exact = half @ (q @ ((q.T @ (inv_half @ t)) / np.maximum(rho2, floor)))
+                    iso = e @ (np.minimum((lam + sigma2) / np.maximum(lam, 1e-12), 1 / floor) * (e.T @ t))
+                    variants[f"exact{floor}"] = exact * np.linalg.norm(t) / np.linalg.norm(exact)
+                    variants[f"iso{floor}"] = iso * np.linalg.norm(t) / np.linalg.norm(iso)
+                cells = []
+                for key, x in variants.items():
+                    m = injected(x)
+                    cos = float(x @ u) / float(np.linalg.norm(x) * np.linalg.norm(u))
+                    cells.append(
+                        f"{key}: cos {cos:.2f} effect {m.effect / native.effect:.2f} "
+                        f"damage {m.damage / native.damage:.2f}"
+                    )
+                print(f"{name} l6 {concept:6s} " + "  ".join(cells), flush=True)
     print(f"({time.monotonic() - start:.0f}s)")
     return 0
 
