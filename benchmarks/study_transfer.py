@@ -37,7 +37,7 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -289,6 +289,29 @@ def ensemble_study(args: argparse.Namespace) -> int:
     return 0
 
 
+def _concept_at(
+    student: bt.Student, teacher: Any, layer: int, map_path: Path, concept: str, work: Path
+) -> tuple[np.ndarray, np.ndarray, Callable[[np.ndarray], bt.Measured], bt.Measured]:
+    """One concept from all its sentence pairs: the student's own vector u, the translation t
+    from the teacher's ``layer`` at its recommended norm, a function that injects any student
+    vector at scale 1 and measures it, and u's own measure."""
+    import mindvec
+    from mindvec.translation import translate_vector
+
+    ok, model = mindvec.Policy(allow_unsigned=True), student.loaded.model
+    c = student.data["concepts"][concept]
+    n_fit = bt.extract(student.loaded, bt.STUDENT_LAYER, c["positive"], c["negative"])
+
+    def injected(vector: np.ndarray) -> bt.Measured:
+        path = bt.vector_file(bt.replaced(n_fit, vector), student.loaded, "x", work / "x.mindvec", ["x"])
+        return bt.measure(student, concept, mindvec.steer(model, path, scale=1.0, policy=ok))
+
+    u = n_fit.sites[0].vector.astype(np.float64)
+    t_fit = bt.extract(teacher, layer, c["positive"], c["negative"])
+    tv = translate_vector(bt.vector_file(t_fit, teacher, concept, work / "t.mindvec", ["x"]), map_path)
+    return u, tv.scale * tv.tensor.astype(np.float64), injected, injected(u)
+
+
 #: --decompose's parts of the injected translation t: along the native u, across it, and a
 #: random direction across u of the across part's norm, alone and in place of it
 PARTS = ("t", "along", "across", "along+random", "random")
@@ -302,13 +325,9 @@ def decompose_study(args: argparse.Namespace) -> int:
     part along the native vector u and the part across it. Each part, and the along part with
     a random direction across u of the same norm in place of the across part, is injected alone;
     effect and damage are fractions of the native package's."""
-    import mindvec
-    from mindvec.translation import translate_vector
 
-    ok = mindvec.Policy(allow_unsigned=True)
     start = time.monotonic()
     data, student = _student(args.concepts)
-    model = student.loaded.model
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for name, teacher, state, texts, fits in _fitted(args, student):
@@ -316,22 +335,8 @@ def decompose_study(args: argparse.Namespace) -> int:
             score = bt.probe_layers(student, teacher, maps)
             best = max(fits, key=lambda mf: score[mf.name].score)
             layer, map_path = best.source_site.layer, maps[best.name]
-            for concept, c in data["concepts"].items():
-                n_fit = bt.extract(student.loaded, bt.STUDENT_LAYER, c["positive"], c["negative"])
-                u = n_fit.sites[0].vector.astype(np.float64)
-
-                def injected(vector: np.ndarray, concept: str = concept, n_fit: Any = n_fit) -> bt.Measured:
-                    path = bt.vector_file(
-                        bt.replaced(n_fit, vector), student.loaded, "x", work / "x.mindvec", ["x"]
-                    )
-                    return bt.measure(student, concept, mindvec.steer(model, path, scale=1.0, policy=ok))
-
-                native = injected(u)
-                t_fit = bt.extract(teacher, layer, c["positive"], c["negative"])
-                tv = translate_vector(
-                    bt.vector_file(t_fit, teacher, concept, work / "t.mindvec", ["x"]), map_path
-                )
-                t = tv.scale * tv.tensor.astype(np.float64)
+            for concept in data["concepts"]:
+                u, t, injected, native = _concept_at(student, teacher, layer, map_path, concept, work)
                 unit = u / np.linalg.norm(u)
                 along = float(t @ unit) * unit
                 across = t - along
@@ -377,14 +382,10 @@ def deattenuate_study(args: argparse.Namespace) -> int:
     ``Σp = W Σs Wᵀ`` and an isotropic residual ``τ / d_out``. Each variant is injected at the
     recommended norm (the same as t's), at the bench's layer 6 of each teacher; effect and
     damage are fractions of the native package's (all sentence pairs)."""
-    import mindvec
     from mindvec.fit.fitstate import source_block, target_block
-    from mindvec.translation import translate_vector
 
-    ok = mindvec.Policy(allow_unsigned=True)
     start = time.monotonic()
     data, student = _student(args.concepts)
-    model = student.loaded.model
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for name, teacher, state, texts, fits in _fitted(args, student):
@@ -400,22 +401,8 @@ def deattenuate_study(args: argparse.Namespace) -> int:
             lm = mf.report.mapping
             lam, e = np.linalg.eigh(lm.weight @ lm.source_covariance @ lm.weight.T)
             sigma2 = float(lm.shrinkage["residual_variance"]) / lm.weight.shape[0]
-            for concept, c in data["concepts"].items():
-                n_fit = bt.extract(student.loaded, bt.STUDENT_LAYER, c["positive"], c["negative"])
-                u = n_fit.sites[0].vector.astype(np.float64)
-
-                def injected(vector: np.ndarray, concept: str = concept, n_fit: Any = n_fit) -> bt.Measured:
-                    path = bt.vector_file(
-                        bt.replaced(n_fit, vector), student.loaded, "x", work / "x.mindvec", ["x"]
-                    )
-                    return bt.measure(student, concept, mindvec.steer(model, path, scale=1.0, policy=ok))
-
-                native = injected(u)
-                t_fit = bt.extract(teacher, 6, c["positive"], c["negative"])
-                tv = translate_vector(
-                    bt.vector_file(t_fit, teacher, concept, work / "t.mindvec", ["x"]), map_path
-                )
-                t = tv.scale * tv.tensor.astype(np.float64)
+            for concept in data["concepts"]:
+                u, t, injected, native = _concept_at(student, teacher, 6, map_path, concept, work)
                 variants = {"t": t}
                 for floor in FLOORS:
                     exact = half @ (q @ ((q.T @ (inv_half @ t)) / np.maximum(rho2, floor)))
