@@ -135,6 +135,47 @@ def test_identity_scores_one_and_the_negated_map_pushes_the_other_way(
     assert best([negated, identity]) is identity
 
 
+def test_the_ratios_are_those_of_a_plain_hook_at_the_maps_sites(
+    tiny: tuple[LoadedModel, dict[str, Path]],
+) -> None:
+    """The negated map's ratios, recomputed with a plain torch hook on block 1's output (the
+    map's target site) adding -u, then u: a probe that steered another layer, scaled the
+    translation otherwise or measured another concept would not match."""
+    import torch
+
+    from mindvec.fit.effects import log_mass, perplexity, word_ids
+    from mindvec.fit.vectors import extract_at_sites
+
+    loaded, maps = tiny
+    probes = ProbeSet.from_dict(TINY_PROBES)
+    [negated] = probe_maps([maps["negated"]], loaded, loaded, probes=probes, policy=OK)
+    model, tok = loaded.model, loaded.tokenizer
+    site = Site("decoder", 1, "resid_post")
+
+    def measured(delta: Any, concept: str) -> tuple[float, float]:
+        def hook(_module: Any, _inputs: Any, output: Any) -> Any:
+            if isinstance(output, tuple):
+                return (output[0] + delta, *output[1:])
+            return output + delta
+
+        handle = model.model.layers[1].register_forward_hook(hook)
+        try:
+            ids = word_ids(tok, probes.concepts[concept].words)
+            return log_mass(model, tok, probes.prompts, ids), perplexity(model, tok, probes.neutral_text)
+        finally:
+            handle.remove()
+
+    assert negated.concepts
+    for ratio in negated.concepts:
+        c = probes.concepts[ratio.concept]
+        u = extract_at_sites(model, tok, c.positive, c.negative, [site], progress=False).sites[0].vector
+        delta = torch.tensor(u, dtype=torch.float32)
+        base_mass, base_ppl = measured(torch.zeros_like(delta), ratio.concept)
+        (mass_n, ppl_n), (mass_t, ppl_t) = measured(delta, ratio.concept), measured(-delta, ratio.concept)
+        assert ratio.effect == pytest.approx((mass_t - base_mass) / (mass_n - base_mass), rel=1e-5)
+        assert ratio.damage == pytest.approx((ppl_t / base_ppl - 1) / (ppl_n / base_ppl - 1), rel=1e-5)
+
+
 def test_the_policy_and_the_models_binding_are_enforced(
     tiny: tuple[LoadedModel, dict[str, Path]],
 ) -> None:
