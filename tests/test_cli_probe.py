@@ -17,6 +17,7 @@ from test_probe import OK, TINY_PROBES
 from mindvec.cli import main
 from mindvec.fit import models
 from mindvec.fit.probe import ProbeSet, probe_maps
+from mindvec.package import open as open_package
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +101,56 @@ def test_bad_input_fails_with_a_code(setup: dict[str, Path], capsys: pytest.Capt
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "error[argument]" in err and "Loading" not in err
+
+
+def _fit(setup: dict[str, Path], out: Path, *extra: str) -> int:
+    argv = [
+        "fit",
+        "--source",
+        str(setup["a"]),
+        "--target",
+        str(setup["a"]),
+        "--corpus",
+        str(setup["root"] / "corpus.txt"),
+    ]
+    argv += ["--target-layer", "1", "--max-pairs", "1200", "--method", "lstsq", "--chunk-chars", "200"]
+    return main([*argv, *extra, "-o", str(out), "--quiet"])
+
+
+def test_fit_keeps_the_candidate_the_probe_ranks_first(setup: dict[str, Path]) -> None:
+    """`fit --source-layer 0,1` fits both in one pass and keeps the one `mindvec probe` would."""
+    loaded = models.load(str(setup["a"]))
+    scores = probe_maps(
+        [setup["l0"], setup["l1"]], loaded, loaded, probes=ProbeSet.load(setup["probes"]), policy=OK
+    )
+    expected = max(scores, key=lambda s: s.score).source_site.layer
+    assert expected == 0, scores  # measured 1.10 against 1.00: the two rules disagree, so both are seen
+    for select, layer in (("probe", expected), ("r2", 1)):  # layer 1 -> 1 is the identity: R² 1
+        out = setup["root"] / f"chosen-{select}.mindvec"
+        assert (
+            _fit(setup, out, "--source-layer", "0,1", "--select", select, "--probes", str(setup["probes"]))
+            == 0
+        )
+        with open_package(out) as pkg:
+            [spec] = pkg.mappings()
+            assert spec.source_site.layer == layer, select
+            hyper = pkg.manifest["provenance"]["hyperparameters"]
+            assert (hyper["candidate_layers"], hyper["selected_by"]) == ("0,1", select)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ("--source-layer", "all"),
+        ("--source-layer", "0,1", "--part", "0/2", "--shard"),
+        ("--source-layer", "0,x"),
+        ("--source-layer", "0,1", "--probes", "missing.json"),
+    ],
+)
+def test_fit_refuses_bad_candidates_before_loading(
+    setup: dict[str, Path], extra: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _fit(setup, setup["root"] / "never.mindvec", *extra) == 2
+    err = capsys.readouterr().err
+    assert "error[argument]" in err and "Loading" not in err
+    assert not (setup["root"] / "never.mindvec").exists()

@@ -52,7 +52,11 @@ def register(subparsers: Any) -> None:
     ft = subparsers.add_parser("fit", help="fit a map from one model's site to another's")
     ft.add_argument("--source", required=True, help="source model")
     ft.add_argument("--target", required=True, help="target model")
-    ft.add_argument("--source-layer", type=int, required=True, help="source resid_post layer")
+    ft.add_argument(
+        "--source-layer",
+        required=True,
+        help="source resid_post layer, or candidates ('4,6,8' or '4-8'): fits each, --select keeps one",
+    )
     ft.add_argument("--target-layer", type=int, required=True, help="target resid_post layer")
     ft.add_argument("--method", choices=METHODS, default="ridge", help="fitting method (default ridge)")
     ft.add_argument("--rank", type=int, default=64, help="low_rank_ridge rank (default 64)")
@@ -61,6 +65,13 @@ def register(subparsers: Any) -> None:
     ft.add_argument("--with-scale", action="store_true", help="procrustes: fit a scalar scale")
     ft.add_argument("--max-pairs", type=int, default=20000, help="paired samples to use (default 20000)")
     ft.add_argument("--mapping-name", help="mapping name (default l<S>-to-l<T>)")
+    ft.add_argument(
+        "--select",
+        choices=("probe", "r2"),
+        default="probe",
+        help="with several source layers: keep the best probe score (default) or held-out R²",
+    )
+    ft.add_argument("--probes", help="--select probe: probe concepts (default: the shipped ones)")
     ft.add_argument(
         "--part",
         metavar="K/N",

@@ -9,6 +9,7 @@ from mindvec.cli.options import (
     corpus_texts,
     load_models,
     meta_from_args,
+    parse_layers,
     report_written,
     resolve_device,
     say,
@@ -90,8 +91,21 @@ def _fit(args: argparse.Namespace, world: Any) -> int:
     from mindvec.fit.pipeline import collect_state, finish_state
 
     signers = signers_from_args(args)  # a bad key fails before any model is loaded
-    pair = (args.source_layer, args.target_layer)
+    if args.source_layer == "all":
+        raise UsageError("argument", "--source-layer all: name the candidate layers, e.g. 4,6,8 or 4-8")
+    sources = parse_layers(args.source_layer, 1 << 20, "--source-layer")
+    pair = (sources[0], args.target_layer)
     part = _part(args)
+    if len(sources) > 1 and (part or args.shard or args.from_shards):
+        raise UsageError(
+            "argument",
+            "shards fit one source layer; pass one --source-layer with --part/--shard/--from-shards",
+        )
+    probes = None
+    if args.select == "probe" and len(sources) > 1:
+        from mindvec.fit.probe import ProbeSet
+
+        probes = ProbeSet.load(args.probes)  # a bad probe file fails before any model is loaded
     if part and world.active:
         raise UsageError(
             "argument", "--part is for runs without torchrun; under torchrun the ranks split the corpus"
@@ -112,7 +126,7 @@ def _fit(args: argparse.Namespace, world: Any) -> int:
             src,
             tgt,
             texts,
-            [pair],
+            [(s, args.target_layer) for s in sources],
             pairing=args.pairing,
             max_pairs=args.max_pairs,
             batch_size=args.batch_size,
@@ -140,9 +154,17 @@ def _fit(args: argparse.Namespace, world: Any) -> int:
             out = state.save(args.output, canonical.encode(meta))
             print(f"wrote statistics shard {out} ({state.n} pairs from {state.texts} texts)")
             return 0
-    [mf] = finish_state(state, method=args.method, **_hyper(args))
+    fits = finish_state(state, method=args.method, **_hyper(args))
     if not world.main:
         return 0  # rank 0 writes the package
+    chosen: dict[str, Any] = {}
+    if len(fits) > 1:
+        mf = _select(args, fits, src, tgt, meta, probes)
+        chosen = {"candidate_layers": ",".join(map(str, sources)), "selected_by": args.select}
+        meta["source_layer"] = mf.source_site.layer
+        pair = (mf.source_site.layer, args.target_layer)
+    else:
+        [mf] = fits
     r = mf.report
     say(
         args,
@@ -169,9 +191,52 @@ def _fit(args: argparse.Namespace, world: Any) -> int:
             **world.provenance(),
             "device": args.device,
             "dtype": args.dtype,
+            **chosen,
         },
     )
     return report_written(builder.write(args.output, signers=signers))
+
+
+def _select(
+    args: argparse.Namespace, fits: list[Any], src: Any, tgt: Any, meta: dict[str, Any], probes: Any
+) -> Any:
+    """The candidate map to keep: the best held-out R², or (``probes``) the best probe score of
+    :mod:`mindvec.fit.probe`, whose candidates are written unsigned to a private folder, since
+    they never left this process."""
+    import tempfile
+    from pathlib import Path
+
+    from mindvec.fit.build import MapSide, Meta, mapping_package
+    from mindvec.fit.probe import best, probe_maps
+    from mindvec.policy import Policy
+
+    if probes is None:
+        top = max(fits, key=lambda mf: mf.report.held_out.r2)
+        for mf in fits:
+            say(args, f"  {mf.name}: R2 {mf.report.held_out.r2:.3f}" + ("  <- chosen" if mf is top else ""))
+        return top
+    with tempfile.TemporaryDirectory(prefix="mindvec-candidates-") as folder:
+        paths = [
+            mapping_package(
+                [(mf.name, mf.report, mf.source_site, mf.target_site, mf.target_mean_norm, mf.target_tokens)],
+                MapSide("source", meta["source"], mf.source_site),
+                MapSide("target", meta["target"], mf.target_site),
+                Meta("candidate/map"),
+                dataset=meta["dataset"],
+                pairing=meta["pairing"],
+            ).write(Path(folder) / f"{mf.name}.mindvec")
+            for mf in fits
+        ]
+        scores = probe_maps(paths, src, tgt, probes=probes, policy=Policy(allow_unsigned=True))
+    top, by_name = best(scores), {mf.name: mf for mf in fits}
+    for score in scores:
+        say(
+            args,
+            f"  {score.mapping}: R2 {by_name[score.mapping].report.held_out.r2:.3f}, probe effect "
+            f"{score.effect:.2f} damage {score.damage:.2f} score {score.score:.2f}"
+            + ("  <- chosen" if score is top else ""),
+        )
+    return by_name[top.mapping]
 
 
 def run_correspond(args: argparse.Namespace) -> int:

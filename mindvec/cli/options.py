@@ -107,7 +107,7 @@ def corpus_arguments(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--pairing", choices=("aligned", "chunk"), default="aligned", help="token pairing mode")
 
 
-def parse_layers(text: str, n_layers: int) -> list[int]:
+def parse_layers(text: str, n_layers: int, flag: str = "--layers") -> list[int]:
     """``all``, ``4,7`` or ``3-9`` -> sorted layer indices within ``n_layers``."""
     if text == "all":
         return list(range(n_layers))
@@ -117,10 +117,10 @@ def parse_layers(text: str, n_layers: int) -> list[int]:
             lo, _, hi = part.partition("-")
             out.update(range(int(lo), int(hi) + 1) if hi else [int(lo)])
     except ValueError as exc:
-        raise UsageError("argument", f"--layers {text!r}: use 'all', '4,7' or '3-9'") from exc
+        raise UsageError("argument", f"{flag} {text!r}: use 'all', '4,7' or '3-9'") from exc
     bad = [x for x in out if not 0 <= x < n_layers]
     if bad:
-        raise UsageError("argument", f"--layers {bad} out of range: the model has {n_layers} layers")
+        raise UsageError("argument", f"{flag} {bad} out of range: the model has {n_layers} layers")
     return sorted(out)
 
 
