@@ -97,6 +97,28 @@ def test_torchrun_fit_equals_the_single_process_fit(setup: dict[str, Path]) -> N
     assert (p_two["hyperparameters"]["world_size"], p_two["hyperparameters"]["backend"]) == (2, "gloo")
 
 
+def test_torchrun_fit_with_candidates_keeps_the_single_process_choice(setup: dict[str, Path]) -> None:
+    """Several source layers under torchrun: the ranks share the paired pass, rank 0 probes the
+    candidates alone (the others wait at the exit) and keeps the map one process keeps. Into
+    model a's layer 1, where the tiny probes move the target (model b's layers do not respond)."""
+    from test_probe import TINY_PROBES
+
+    root = setup["root"]
+    (root / "probes.json").write_text(json.dumps(TINY_PROBES))
+    args = ["fit", "--source", str(setup["a"]), "--target", str(setup["a"]), "--source-layer", "0,1"]
+    args += ["--target-layer", "1", "--corpus", str(root / "corpus.txt"), "--chunk-chars", "200"]
+    args += ["--probes", str(root / "probes.json"), "--batch-size", "4", "--device", "cpu", "--quiet"]
+    _single(*args, "-o", str(root / "pick1.mindvec"))
+    assert _torchrun(*args, "-o", str(root / "pick2.mindvec")).count("wrote ") == 1
+    one, t_one, p_one = _mapping(root / "pick1.mindvec")
+    two, t_two, p_two = _mapping(root / "pick2.mindvec")
+    assert one["source"]["site"] == two["source"]["site"]
+    assert (
+        p_one["hyperparameters"]["candidate_layers"] == p_two["hyperparameters"]["candidate_layers"] == "0,1"
+    )
+    np.testing.assert_allclose(t_two["weight"], t_one["weight"], rtol=1e-4, atol=1e-5)
+
+
 def test_torchrun_extract_equals_the_single_process_vector(setup: dict[str, Path]) -> None:
     root = setup["root"]
     args = ["extract", "--model", str(setup["a"]), "--pairs", str(root / "pairs.jsonl"), "--layers", "0-2"]
