@@ -20,6 +20,13 @@ from mindvec.fit.probe import ProbeSet, probe_maps
 from mindvec.package import open as open_package
 
 
+def _fit(root: Path, out: Path, *extra: str) -> int:
+    """``mindvec fit`` from model a into its own layer 1 (least squares), on the tiny corpus."""
+    pair = ["--source", str(root / "a"), "--target", str(root / "a"), "--target-layer", "1"]
+    data = ["--corpus", str(root / "corpus.txt"), "--chunk-chars", "200", "--max-pairs", "1200"]
+    return main(["fit", *pair, *data, "--method", "lstsq", *extra, "-o", str(out), "--quiet"])
+
+
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("probe-cli")
@@ -31,30 +38,15 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "\n".join(" ".join(rng.choice(words) for _ in range(14)) for _ in range(150))
     )
     (root / "probes.json").write_text(json.dumps(TINY_PROBES))
-    maps = {}
     for layer in (0, 1):
-        maps[layer] = root / f"l{layer}.mindvec"
-        argv = [
-            "fit",
-            "--source",
-            str(root / "a"),
-            "--target",
-            str(root / "a"),
-            "--corpus",
-            str(root / "corpus.txt"),
-        ]
-        argv += [
-            "--source-layer",
-            str(layer),
-            "--target-layer",
-            "1",
-            "--max-pairs",
-            "1200",
-            "--method",
-            "lstsq",
-        ]
-        assert main([*argv, "--chunk-chars", "200", "-o", str(maps[layer]), "--quiet"]) == 0
-    return {"root": root, "a": root / "a", "probes": root / "probes.json", "l0": maps[0], "l1": maps[1]}
+        assert _fit(root, root / f"l{layer}.mindvec", "--source-layer", str(layer)) == 0
+    return {
+        "root": root,
+        "a": root / "a",
+        "probes": root / "probes.json",
+        "l0": root / "l0.mindvec",
+        "l1": root / "l1.mindvec",
+    }
 
 
 def _probe(setup: dict[str, Path], *extra: str) -> list[str]:
@@ -103,20 +95,6 @@ def test_bad_input_fails_with_a_code(setup: dict[str, Path], capsys: pytest.Capt
     assert "error[argument]" in err and "Loading" not in err
 
 
-def _fit(setup: dict[str, Path], out: Path, *extra: str) -> int:
-    argv = [
-        "fit",
-        "--source",
-        str(setup["a"]),
-        "--target",
-        str(setup["a"]),
-        "--corpus",
-        str(setup["root"] / "corpus.txt"),
-    ]
-    argv += ["--target-layer", "1", "--max-pairs", "1200", "--method", "lstsq", "--chunk-chars", "200"]
-    return main([*argv, *extra, "-o", str(out), "--quiet"])
-
-
 def test_fit_keeps_the_candidate_the_probe_ranks_first(setup: dict[str, Path]) -> None:
     """`fit --source-layer 0,1` fits both in one pass and keeps the one `mindvec probe` would."""
     loaded = models.load(str(setup["a"]))
@@ -128,7 +106,16 @@ def test_fit_keeps_the_candidate_the_probe_ranks_first(setup: dict[str, Path]) -
     for select, layer in (("probe", expected), ("r2", 1)):  # layer 1 -> 1 is the identity: R² 1
         out = setup["root"] / f"chosen-{select}.mindvec"
         assert (
-            _fit(setup, out, "--source-layer", "0,1", "--select", select, "--probes", str(setup["probes"]))
+            _fit(
+                setup["root"],
+                out,
+                "--source-layer",
+                "0,1",
+                "--select",
+                select,
+                "--probes",
+                str(setup["probes"]),
+            )
             == 0
         )
         with open_package(out) as pkg:
@@ -150,7 +137,7 @@ def test_fit_keeps_the_candidate_the_probe_ranks_first(setup: dict[str, Path]) -
 def test_fit_refuses_bad_candidates_before_loading(
     setup: dict[str, Path], extra: tuple[str, ...], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert _fit(setup, setup["root"] / "never.mindvec", *extra) == 2
+    assert _fit(setup["root"], setup["root"] / "never.mindvec", *extra) == 2
     err = capsys.readouterr().err
     assert "error[argument]" in err and "Loading" not in err
     assert not (setup["root"] / "never.mindvec").exists()
