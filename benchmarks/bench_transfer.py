@@ -9,12 +9,12 @@ evaluation words, neutral prompts, neutral text), over several seeds:
    alone) fits ridge maps from a few teacher layers into the student's layer (cached); every
    candidate is printed with its held-out R² and centered cosine beside the shuffled, mean and
    embedding baselines, and with a *layer probe* that uses none of the evaluated concepts:
-   mindvec's own probes (``mindvec.fit.probe``, the four topics of ``mindvec/fit/probes.json``:
-   music, weather, medicine, sport), each translated through the map and applied at the native
-   probe's norm; ``effect`` and ``damage`` are fractions of the native probe's, and ``score``
-   = effect / sqrt(damage) is the effect at the native's damage (effect linear, damage
-   quadratic in the scale), what ``mindvec probe`` prints. The layer
-   pair is the one with the best score (``--select r2``: the best held-out R²). Held-out R²
+   mindvec's own probes (``mindvec.fit.probe``, the eight topics of ``mindvec/fit/probes.json``:
+   music, weather, medicine, sport, finance, school, garden, motoring), each translated
+   through the map and applied at the native probe's norm; ``effect`` and ``damage`` are
+   fractions of the native probe's, and ``score`` = effect / sqrt(damage) is the effect at the
+   native's damage (effect linear, damage quadratic in the scale), what ``mindvec probe``
+   prints. The layer pair is the one with the best score (``--select r2``: the best held-out R²). Held-out R²
    and centered cosine rank Qwen2.5's layer 8 above 6, yet layer 6 transfers both the probes
    and the evaluated concepts better (``study_transfer.py``);
 2. each seed extracts the concept (mean_diff) from a random 18 of the 24 sentence pairs, in the

@@ -24,7 +24,7 @@ def register(subparsers: Any) -> None:
     pr.add_argument("--source", required=True, help="the maps' source model")
     pr.add_argument("--target", required=True, help="the maps' target model")
     pr.add_argument(
-        "--probes", help="probe concepts (default: the four shipped topics, mindvec/fit/probes.json)"
+        "--probes", help="probe concepts (default: the eight shipped topics, mindvec/fit/probes.json)"
     )
     pr.add_argument("--json", action="store_true", help="print the scores as JSON")
     pr.add_argument("--quiet", action="store_true", help="no progress lines")

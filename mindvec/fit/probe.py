@@ -13,7 +13,7 @@ linearly and damage quadratically with the scale, that is the effect the transla
 native vector's damage. The identity map scores 1 and the negated one about -1. Equal norm
 keeps the score apart from the recommended scale, which :mod:`mindvec.calibration` derives.
 
-The shipped probes (``probes.json``, four topics) share nothing with the concepts
+The shipped probes (``probes.json``, eight topics) share nothing with the concepts
 ``benchmarks/bench_transfer.py`` evaluates, which is how that bench chooses its layer pair
 without tuning the choice to what it then measures.
 """
