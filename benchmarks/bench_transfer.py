@@ -14,9 +14,9 @@ evaluation words, neutral prompts, neutral text), over several seeds:
    through the map and applied at the native probe's norm; ``effect`` and ``damage`` are
    fractions of the native probe's, and ``score`` = effect / sqrt(damage) is the effect at the
    native's damage (effect linear, damage quadratic in the scale), what ``mindvec probe``
-   prints. The layer pair is the one with the best score (``--select r2``: the best held-out R²). Held-out R²
-   and centered cosine rank Qwen2.5's layer 8 above 6, yet layer 6 transfers both the probes
-   and the evaluated concepts better (``study_transfer.py``);
+   prints. The layer pair is the one with the best score (``--select r2``: the best held-out
+   R²). Held-out R² and centered cosine rank Qwen2.5's layer 8 above 6, yet layer 6 transfers
+   both the probes and the evaluated concepts better (``study_transfer.py``);
 2. each seed extracts the concept (mean_diff) from a random 18 of the 24 sentence pairs, in the
    teacher and in the student, and translates the teacher's package (``mindvec.translate``);
 3. ``mindvec.steer`` applies each vector to the student, and the effect is measured:

@@ -161,7 +161,6 @@ def _fit(args: argparse.Namespace, world: Any) -> int:
     if len(fits) > 1:
         mf = _select(args, fits, src, tgt, meta, probes)
         chosen = {"candidate_layers": ",".join(map(str, sources)), "selected_by": args.select}
-        meta["source_layer"] = mf.source_site.layer
         pair = (mf.source_site.layer, args.target_layer)
     else:
         [mf] = fits

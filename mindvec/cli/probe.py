@@ -3,7 +3,7 @@
 Fit one map per candidate layer pair (``mindvec fit``), then probe them all: the probe concepts
 are translated through each map and applied to the target for real (:mod:`mindvec.fit.probe`).
 Held-out R² does not rank layers this way (spec 6.6), so choose the map by the score.
-``mindvec fit --source-layer 4,6,8`` does both in one run (:func:`mindvec.cli.maps._select`).
+``mindvec fit --source-layer 4,6,8`` does both in one run, from one paired pass.
 """
 
 from __future__ import annotations
